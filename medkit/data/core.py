@@ -117,16 +117,16 @@ class Dataset:
         >>> s = Split(labels=np.array([[0], [1], [1]], np.uint8), images=np.zeros((3, 4, 4), np.uint8))
         >>> print(Dataset("toy", "binary", ("pneumonia",), s, s, s).summary())
         toy (binary)
-        split     images  pneumonia
-        train          3    2 (67%)
-        val            3    2 (67%)
-        test           3    2 (67%)
+        split   images    pneumonia
+        train        3      2 (67%)
+        val          3      2 (67%)
+        test         3      2 (67%)
         """
-        width = max(9, *(len(c) + 2 for c in self.class_names))
-        head = f"{'split':<6}{'images':>9}" + "".join(f"{c:>{width}}" for c in self.class_names)
+        widths = [max(len(c), 11) + 2 for c in self.class_names]
+        head = f"{'split':<6}{'images':>8}" + "".join(f"{c:>{w}}" for c, w in zip(self.class_names, widths))
         rows = [f"{self.name} ({self.task})", head]
         for split_name, split in self.splits.items():
             counts = split.labels.sum(axis=0)
-            cells = "".join(f"{f'{int(c)} ({c / max(len(split), 1):.0%})':>{width}}" for c in counts)
-            rows.append(f"{split_name:<6}{len(split):>9}{cells}")
+            cells = "".join(f"{f'{int(c)} ({c / max(len(split), 1):.0%})':>{w}}" for c, w in zip(counts, widths))
+            rows.append(f"{split_name:<6}{len(split):>8}{cells}")
         return "\n".join(rows)

@@ -1,0 +1,267 @@
+"""Benchmark every method the kit teaches on one dataset.
+
+Usage::
+
+    python -m medkit.bench --dataset pneumoniamnist --data-path ../shared/data/pneumoniamnist.npz
+    python -m medkit.bench --dataset phantom --methods logreg,small_cnn --json bench.json
+
+Each method trains on the training split, picks its settings on the
+validation split only, and is scored once on the test split. The table gives
+test AUC and ACC (as MedMNIST v2 reports them), training time in seconds and
+the number of parameters; for PneumoniaMNIST the published MedMNIST v2
+results follow as reference rows. ``--json`` writes the same rows to a file.
+
+On the phantom the bench also times the generator (5,000 images of 64x64)
+and reports the two figures that define its difficulty: logistic regression
+on raw pixels (meant to stay at or below 0.80 AUC) and the small CNN (meant
+to exceed 0.90).
+
+Introduced in ``01_chest_xray_data.ipynb``; each notebook adds its method.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from medkit import evaluate
+
+__all__ = ["Row", "METHODS", "REFERENCE", "run", "table", "time_phantom", "main"]
+
+#: Published results on the PneumoniaMNIST test split (MedMNIST v2, Yang et al. 2023, Table 3).
+REFERENCE = {
+    "pneumoniamnist": [
+        ("ResNet-18 (28)", 0.944, 0.854),
+        ("ResNet-18 (224)", 0.956, 0.864),
+        ("ResNet-50 (28)", 0.948, 0.854),
+        ("ResNet-50 (224)", 0.962, 0.884),
+        ("auto-sklearn", 0.942, 0.855),
+        ("AutoKeras", 0.947, 0.878),
+        ("Google AutoML Vision", 0.991, 0.946),
+    ]
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One benchmark result on the test split."""
+
+    method: str
+    auc: float
+    acc: float
+    train_seconds: float
+    parameters: int
+    note: str = ""
+
+
+def as_arrays(split, image_size: int) -> np.ndarray:
+    """A split's images as float32 (N, image_size, image_size) in [0, 1]."""
+    if split.in_memory and split.images.shape[1] == image_size:
+        return split.images.astype(np.float32) / 255.0
+    from medkit.data import pipeline
+
+    batches = [x.numpy()[..., 0] for x, _ in pipeline(split, image_size=image_size, batch_size=256, cache=False)]
+    return np.concatenate(batches)
+
+
+def _logreg(ds, image_size, profile, seed):
+    """Logistic regression on raw pixels, C chosen on validation AUC."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x = {name: as_arrays(s, image_size).reshape(len(s), -1) for name, s in ds.splits.items()}
+    binary = ds.task == "binary"
+    y_train = ds.train.labels[:, 0] if binary else ds.train.labels
+    start = time.perf_counter()
+    best = None
+    for c in (1e-3, 1e-2, 1e-1):
+        clf = LogisticRegression(C=c, max_iter=1000)
+        model = make_pipeline(StandardScaler(), clf if binary else OneVsRestClassifier(clf)).fit(x["train"], y_train)
+        score = evaluate.auc(ds.val.labels, _proba(model, x["val"], binary))
+        if best is None or score > best[0]:
+            best = (score, c, model)
+    seconds = time.perf_counter() - start
+    _, c, model = best
+    params = (x["train"].shape[1] + 1) * ds.train.labels.shape[1]
+    return _proba(model, x["test"], binary), seconds, params, f"C={c:g} (chosen on val)"
+
+
+def _proba(model, x, binary):
+    p = model.predict_proba(x)
+    return p[:, 1:] if binary else p
+
+
+def _small_cnn(ds, image_size, profile, seed):
+    """The four-block CNN of medkit.models, early-stopped on validation AUC."""
+    import keras
+
+    from medkit import gpu, models
+    from medkit.data import pipeline
+
+    batch = gpu.global_batch_size(profile.batch_size)
+    train = pipeline(ds.train, image_size=image_size, batch_size=batch, training=True, augment=False, seed=seed)
+    val = pipeline(ds.val, image_size=image_size, batch_size=batch)
+    test = pipeline(ds.test, image_size=image_size, batch_size=batch)
+    keras.utils.set_random_seed(seed)
+    with gpu.strategy().scope():
+        model = models.small_cnn(image_size, ds.train.labels.shape[1])
+        model.compile(
+            optimizer=keras.optimizers.Adam(1e-3),
+            loss="binary_crossentropy",
+            metrics=[keras.metrics.AUC(name="auc", multi_label=ds.task != "binary")],
+        )
+    stop = keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=4, restore_best_weights=True)
+    start = time.perf_counter()
+    history = model.fit(train, validation_data=val, epochs=profile.epochs, callbacks=[stop], shuffle=False, verbose=0)
+    seconds = time.perf_counter() - start
+    epochs = len(history.history["loss"])
+    return model.predict(test, verbose=0), seconds, model.count_params(), f"{epochs} epochs"
+
+
+#: Method name -> (description, trainer). Later notebooks add theirs.
+METHODS = {
+    "logreg": ("logistic regression on pixels", _logreg),
+    "small_cnn": ("small CNN (4 conv blocks)", _small_cnn),
+}
+
+
+def run(ds, methods=("logreg",), *, profile=None, seed: int = 0, image_size: int | None = None,
+        verbose: bool = True) -> list[Row]:
+    """Train and test each of ``methods`` on dataset ``ds``.
+
+    Parameters
+    ----------
+    ds : medkit.data.Dataset
+    methods : sequence of str
+        Keys of :data:`METHODS`.
+    profile : medkit.config.Profile, optional
+        Default: the active profile.
+    seed : int, default 0
+    image_size : int, optional
+        Default: the training images' own size (in memory) or the profile's.
+    verbose : bool, default True
+        Print progress, one line per method.
+
+    Returns
+    -------
+    list of Row
+    """
+    from medkit import config
+
+    profile = profile or config.profile()
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown methods {unknown}; available: {', '.join(METHODS)} (or 'all').")
+    if image_size is None:
+        image_size = ds.train.images.shape[1] if ds.train.in_memory else profile.image_size
+    rows = []
+    for name in methods:
+        description, trainer = METHODS[name]
+        if verbose:
+            print(f"[bench] {name}: {description} on {ds.name} ({len(ds.train)} training images) ...", flush=True)
+        scores, seconds, params, note = trainer(ds, image_size, profile, seed)
+        row = Row(
+            method=name,
+            auc=evaluate.auc(ds.test.labels, scores),
+            acc=evaluate.accuracy(ds.test.labels, scores),
+            train_seconds=round(seconds, 1),
+            parameters=int(params),
+            note=note,
+        )
+        if verbose:
+            print(f"[bench] {name}: test AUC {row.auc:.3f}, ACC {row.acc:.3f}, {row.train_seconds:.0f} s", flush=True)
+        rows.append(row)
+    return rows
+
+
+def table(rows: list[Row], dataset: str | None = None) -> str:
+    """The rows as a fixed-width table, with reference rows for ``dataset``.
+
+    Examples
+    --------
+    >>> print(table([Row("logreg", 0.8, 0.75, 2.0, 4097, "C=0.01")]))
+    method                              test AUC  test ACC  train s      params  note
+    logreg                                 0.800     0.750      2.0       4,097  C=0.01
+    """
+    lines = [f"{'method':<34}{'test AUC':>10}{'test ACC':>10}{'train s':>9}{'params':>12}  note"]
+    for r in rows:
+        lines.append(f"{r.method:<34}{r.auc:>10.3f}{r.acc:>10.3f}{r.train_seconds:>9.1f}{r.parameters:>12,}  {r.note}")
+    for name, a, c in REFERENCE.get(dataset or "", []):
+        lines.append(f"{'MedMNIST v2: ' + name:<34}{a:>10.3f}{c:>10.3f}{'':>9}{'':>12}  published")
+    return "\n".join(lines)
+
+
+def time_phantom(n: int = 5000, size: int = 64, seed: int = 0) -> float:
+    """Seconds to generate ``n`` phantom images of ``size`` pixels."""
+    from medkit.data import phantom
+
+    start = time.perf_counter()
+    phantom.generate(n, size=size, seed=seed)
+    return time.perf_counter() - start
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    """Write atomically: a temporary file in the same folder, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=2)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; see the module docstring."""
+    parser = argparse.ArgumentParser(prog="python -m medkit.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default=None, help="phantom, pneumoniamnist, chestmnist or a path (default: MEDKIT_DATASET or phantom)")
+    parser.add_argument("--data-path", default=None, help="local copy of a MedMNIST file to use instead of downloading")
+    parser.add_argument("--methods", default="all", help=f"'all' or a comma-separated list of: {', '.join(METHODS)}")
+    parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    parser.add_argument("--profile", default=None, help="cpu or gpu (default: MEDKIT_PROFILE or cpu)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    import medkit
+    from medkit import data
+
+    methods = list(METHODS) if args.methods == "all" else [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        parser.error(f"unknown methods {unknown}; choose from {', '.join(METHODS)} or 'all'.")
+    try:
+        cfg = medkit.setup(args.seed, profile=args.profile, dataset=args.dataset)
+        ds = data.load(cfg.dataset, profile=args.profile, path=args.data_path, seed=args.seed)
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    payload = {"dataset": ds.name, "profile": cfg.profile.name, "seed": args.seed, "source": ds.source}
+    if ds.name == "phantom":
+        seconds = time_phantom()
+        payload["phantom_5000x64_seconds"] = round(seconds, 2)
+        print(f"[bench] phantom generator: 5,000 images of 64x64 in {seconds:.1f} s")
+    rows = run(ds, methods, profile=cfg.profile, seed=args.seed)
+    print()
+    print(table(rows, ds.name))
+    payload["rows"] = [asdict(r) for r in rows]
+    payload["reference"] = [{"method": n, "auc": a, "acc": c} for n, a, c in REFERENCE.get(ds.name, [])]
+    if args.json:
+        _write_json(Path(args.json), payload)
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
