@@ -197,10 +197,10 @@ def _draw_patients(rng, n, prevalence, difficulty):
     """
     p = {}
     # Positioning: rotation (rad), shift, magnification.
-    p["rot"] = rng.normal(0.0, 0.05, n)
-    p["tx"] = rng.normal(0.0, 0.06, n)
-    p["ty"] = rng.normal(0.0, 0.06, n)
-    p["scale"] = rng.uniform(0.86, 1.06, n)
+    p["rot"] = rng.normal(0.0, 0.06, n)
+    p["tx"] = rng.normal(0.0, 0.07, n)
+    p["ty"] = rng.normal(0.0, 0.07, n)
+    p["scale"] = rng.uniform(0.82, 1.06, n)
     # Body habitus and lungs (canonical units).
     p["body_a"] = rng.uniform(0.86, 0.98, n)
     p["lung_a"] = rng.uniform(0.27, 0.32, n)
@@ -233,10 +233,15 @@ def _draw_patients(rng, n, prevalence, difficulty):
     p["pn_side"] = rng.integers(0, 2, n)  # 0 image-left lung, 1 image-right
     p["pn_lobar"] = rng.random(n) < 0.35
     p["pn_fill"] = rng.uniform(0.25 + 0.35 * ease, 0.45 + 0.45 * ease, n)
-    p["pn_blobs"] = rng.uniform(-0.8, 0.8, (n, 4, 2))  # positions in lung frame
+    p["pn_blobs"] = rng.uniform(-0.8, 0.8, (n, 4, 2))  # positions in the lung's own frame
+    # The first patch lies anywhere in the aerated lung (uniform over a disc, kept
+    # above the dome), so that every positive image shows its consolidation.
+    radius, angle = 0.6 * np.sqrt(rng.random(n)), rng.uniform(0, 2 * np.pi, n)
+    p["pn_blobs"][:, 0, 0] = radius * np.cos(angle)
+    p["pn_blobs"][:, 0, 1] = np.minimum(radius * np.sin(angle), 0.35)
     p["pn_radius"] = rng.uniform(0.08 + 0.05 * ease, 0.13 + 0.08 * ease, (n, 4))
     p["pn_n"] = rng.integers(1, 5, n)
-    p["pn_cut"] = rng.uniform(-0.1, 0.35, n)  # lobar: the fissure's height
+    p["pn_cut"] = rng.uniform(-0.15, 0.2, n)  # lobar: the fissure's height, above the dome
     p["pn_upper"] = rng.random(n) < 0.4  # lobar: upper zone (above the fissure) or lower
     p["pn_tilt"] = rng.uniform(-0.3, 0.3, n)
 
@@ -336,7 +341,8 @@ def _render(p, idx, size, rng, marker, want_masks):
         region = region * (field > 0) * _col(on)
         fill = np.maximum(fill, np.clip(region * _col(q["pn_fill"]), 0.0, 0.95))
         if want_masks:
-            masks[:, k] = (region > 0.35) & (lung > 0.05)
+            # the anatomical lung, including the part behind the heart (retrocardiac)
+            masks[:, k] = (region > 0.35) & (field > 0) & (below > 0.5)
 
     # Nodule or mass: a sphere of tissue inside one lung.
     k = FINDINGS.index("nodule")

@@ -113,8 +113,10 @@ def pipeline(split: Split, *, image_size: int, batch_size: int = 64, training: b
         ds = ds.shuffle(min(len(split), 10_000), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
     if augment:
+        # Sequential on purpose: the random layers draw from one seed state, and
+        # parallel calls would take their draws in a different order each run.
         aug = augmenter(seed=seed)
-        ds = ds.map(lambda x, y: (aug(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(lambda x, y: (aug(x, training=True), y))
     options = tf.data.Options()
     options.deterministic = True
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,179 @@
+"""The phantom: shapes, determinism, anatomy, findings and their masks, sequences."""
+
+import numpy as np
+import pytest
+
+from medkit.data import phantom
+from medkit.data.phantom import FINDINGS
+
+
+@pytest.fixture(scope="module")
+def batch():
+    return phantom.generate(300, size=64, seed=5, masks=True)
+
+
+def test_shapes_and_types(batch):
+    assert batch.images.shape == (300, 64, 64) and batch.images.dtype == np.uint8
+    assert batch.labels.shape == (300, 5) and set(np.unique(batch.labels)) <= {0, 1}
+    assert batch.masks.shape == (300, 5, 64, 64) and batch.masks.dtype == bool
+    assert batch.ctr.shape == (300,) and batch.marker.shape == (300,)
+    assert len(batch) == 300
+
+
+def test_same_seed_same_images_other_seed_other_images():
+    a = phantom.generate(20, size=32, seed=11)
+    b = phantom.generate(20, size=32, seed=11)
+    c = phantom.generate(20, size=32, seed=12)
+    assert np.array_equal(a.images, b.images) and np.array_equal(a.labels, b.labels)
+    assert not np.array_equal(a.images, c.images)
+
+
+def test_images_use_the_grey_range(batch):
+    assert batch.images.min() == 0 and batch.images.max() == 255
+    assert 60 < batch.images.mean() < 180
+
+
+def test_lungs_are_dark_and_mediastinum_bright():
+    """Air attenuates least: the lung fields are darker than the midline (heart, spine)."""
+    normal = phantom.generate(200, size=64, seed=3, prevalence=dict.fromkeys(FINDINGS, 0.0))
+    img = normal.images.astype(float)
+    lung_zones = np.r_[img[:, 20:36, 12:20].mean(), img[:, 20:36, 44:52].mean()]
+    midline = img[:, 20:44, 29:35].mean()
+    outside = img[:, 2:8, 0:3].mean()  # air beside the neck reaches the detector unattenuated
+    assert (lung_zones < midline - 40).all(), (lung_zones, midline)
+    assert outside < lung_zones.min()
+
+
+def test_prevalence_controls_labels():
+    none = phantom.generate(100, size=32, seed=0, prevalence=dict.fromkeys(FINDINGS, 0.0))
+    every = phantom.generate(100, size=32, seed=0, prevalence=dict.fromkeys(FINDINGS, 1.0))
+    assert none.labels.sum() == 0 and every.labels.all()
+    half = phantom.generate(2000, size=16, seed=0, prevalence={"pneumonia": 0.5})
+    assert 0.45 < half.labels[:, 0].mean() < 0.55
+    assert 0.12 < half.labels[:, FINDINGS.index("nodule")].mean() < 0.18  # default kept
+
+
+def test_each_mask_is_present_exactly_when_its_label_is(batch):
+    present = batch.masks.any(axis=(2, 3))
+    assert np.array_equal(present, batch.labels.astype(bool))
+
+
+def test_cardiomegaly_means_ctr_above_half(batch):
+    big = batch.labels[:, FINDINGS.index("cardiomegaly")].astype(bool)
+    assert (batch.ctr[big] > 0.5).all() and (batch.ctr[~big] < 0.5).all()
+
+
+def test_findings_make_their_region_denser():
+    """Consolidation, effusion and nodules raise the pixel values inside their masks."""
+    for name in ("pneumonia", "effusion", "nodule"):
+        k = FINDINGS.index(name)
+        prev = dict.fromkeys(FINDINGS, 0.0)
+        clear = phantom.generate(64, size=64, seed=9, prevalence=prev)
+        sick = phantom.generate(64, size=64, seed=9, prevalence={**prev, name: 1.0}, masks=True)
+        inside = sick.masks[:, k]
+        diff = sick.images.astype(float) - clear.images.astype(float)
+        assert diff[inside].mean() > 15, name
+
+
+def test_pneumothorax_region_is_darker():
+    prev = dict.fromkeys(FINDINGS, 0.0)
+    clear = phantom.generate(64, size=64, seed=4, prevalence=prev)
+    sick = phantom.generate(64, size=64, seed=4, prevalence={**prev, "pneumothorax": 1.0}, masks=True)
+    inside = sick.masks[:, FINDINGS.index("pneumothorax")]
+    assert (sick.images.astype(float) - clear.images)[inside].mean() < -5
+
+
+def test_difficulty_scales_lesion_contrast():
+    prev = {**dict.fromkeys(FINDINGS, 0.0), "pneumonia": 1.0}
+    contrasts = []
+    for d in (0.0, 1.0):
+        clear = phantom.generate(64, size=64, seed=7, prevalence=dict.fromkeys(FINDINGS, 0.0), difficulty=d)
+        sick = phantom.generate(64, size=64, seed=7, prevalence=prev, difficulty=d, masks=True)
+        inside = sick.masks[:, 0]
+        contrasts.append((sick.images.astype(float) - clear.images)[inside].mean())
+    assert contrasts[0] > contrasts[1] + 5
+
+
+def test_confounder_marker_follows_the_label():
+    b = phantom.generate(2000, size=16, seed=1, confounder=0.8)
+    y = b.labels[:, 0].astype(bool)
+    assert b.marker[y].mean() > 0.85 and b.marker[~y].mean() < 0.15
+    assert not phantom.generate(200, size=16, seed=1).marker.any()
+    marked = b.images[b.marker][:, 1:3, 13:15]
+    assert marked.mean() > 250  # burned in, saturated white
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"n": 0}, "positive whole number"),
+        ({"size": 8}, "from 16 to 512"),
+        ({"difficulty": 1.5}, "between 0"),
+        ({"prevalence": {"pneumonnia": 0.2}}, "unknown finding"),
+        ({"prevalence": {"nodule": 1.2}}, "probability"),
+        ({"confounder": -0.1}, "strength in"),
+        ({"confounder_target": "fracture"}, "confounder_target"),
+    ],
+)
+def test_bad_arguments_say_what_was_expected(kwargs, message):
+    args = {"n": 4, "size": 32, **kwargs}
+    n = args.pop("n")
+    with pytest.raises(ValueError, match=message):
+        phantom.generate(n, **args)
+
+
+# ---------------------------------------------------------------- sequences
+
+
+@pytest.fixture(scope="module")
+def seq():
+    return phantom.breathing_sequence(120, size=64, seed=2)
+
+
+def test_sequence_shapes(seq):
+    assert seq.frames.shape == (120, 64, 64) and seq.frames.dtype == np.uint8
+    assert seq.t.shape == (120,) and seq.domes.shape == (120, 2, 2) and seq.nodule.shape == (120, 2)
+    assert seq.fps == pytest.approx(10.0) and not seq.abnormal
+
+
+def test_domes_move_down_on_inspiration_by_the_excursion(seq):
+    rows = seq.domes[:, :, 0]
+    travel = rows.max(axis=0) - rows.min(axis=0)
+    # excursion 0.12 canonical units = 0.06 of the film height, ~3.8 px at 64 px (times the magnification)
+    assert np.all((travel > 2.5) & (travel < 5.0)), travel
+    assert np.corrcoef(rows[:, 0], rows[:, 1])[0, 1] > 0.99
+
+
+def test_nodule_moves_with_its_hemidiaphragm(seq):
+    assert np.ptp(seq.nodule[:, 0]) > 0.5
+    side_rows = seq.domes[:, :, 0]
+    best = max(abs(np.corrcoef(seq.nodule[:, 0], side_rows[:, k])[0, 1]) for k in range(2))
+    assert best > 0.99
+
+
+def test_ground_truth_points_at_the_nodule_in_the_frames(seq):
+    """Pixels at the true nodule centre are brighter than a ring around it."""
+    rr, cc = np.mgrid[0:64, 0:64]
+    for t in range(0, 120, 10):
+        r, c = seq.nodule[t]
+        d = np.hypot(rr - r, cc - c)
+        core = seq.frames[t][d < 0.6 * seq.nodule_radius].astype(float).mean()
+        ring = seq.frames[t][(d > 1.6 * seq.nodule_radius) & (d < 2.6 * seq.nodule_radius)].astype(float).mean()
+        assert core > ring + 3, (t, core, ring)
+
+
+def test_paralysed_pattern_leaves_one_dome_still():
+    s = phantom.breathing_sequence(120, size=64, seed=2, pattern="paralysed")
+    travel = np.ptp(s.domes[:, :, 0], axis=0)
+    assert s.abnormal and travel.min() < 0.3 * travel.max()
+
+
+def test_irregular_pattern_varies_breath_depth():
+    regular = phantom.breathing_sequence(300, size=32, seed=4)
+    irregular = phantom.breathing_sequence(300, size=32, seed=4, pattern="irregular")
+    assert not np.allclose(regular.domes, irregular.domes)
+
+
+def test_sequence_bad_pattern():
+    with pytest.raises(ValueError, match="pattern must be one of"):
+        phantom.breathing_sequence(10, pattern="gasping")

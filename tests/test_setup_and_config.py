@@ -1,0 +1,87 @@
+"""medkit.setup(), profiles, dataset choice and the data directory."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import medkit
+from medkit import config, data
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_default_profile_and_dataset():
+    assert config.profile().name == "cpu"
+    assert config.dataset() == "phantom"
+
+
+def test_environment_selects_profile_and_dataset(monkeypatch, tmp_path):
+    monkeypatch.setenv("MEDKIT_PROFILE", "GPU")
+    monkeypatch.setenv("MEDKIT_DATASET", str(tmp_path))
+    assert config.profile().image_size == 128
+    assert config.dataset() == str(tmp_path.resolve())
+
+
+def test_bad_profile_says_what_to_do(monkeypatch):
+    monkeypatch.setenv("MEDKIT_PROFILE", "tpu")
+    with pytest.raises(ValueError, match="expected one of cpu, gpu. Unset MEDKIT_PROFILE"):
+        config.profile()
+
+
+def test_bad_dataset_says_what_to_do():
+    with pytest.raises(ValueError, match="neither one of phantom, pneumoniamnist, chestmnist"):
+        config.dataset("pneumonia-mnist")
+
+
+def test_data_dir_from_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("MEDKIT_DATA_DIR", str(tmp_path / "here"))
+    assert config.data_dir() == tmp_path / "here" and (tmp_path / "here").is_dir()
+
+
+def test_data_dir_default_is_the_kits_cache(monkeypatch):
+    monkeypatch.delenv("MEDKIT_DATA_DIR")
+    assert config.data_dir() == ROOT / "datasets" / "cache"
+
+
+def test_load_uses_the_profile(monkeypatch):
+    ds = data.load(sizes=(10, 4, 4))
+    assert ds.name == "phantom" and ds.train.images.shape == (10, 64, 64)
+    with pytest.raises(ValueError, match="only apply to the phantom"):
+        data.load("pneumoniamnist", sizes=(1, 1, 1))
+
+
+def test_setup_prints_one_line_and_seeds(capsys):
+    cfg = medkit.setup(seed=7)
+    line = capsys.readouterr().out.splitlines()[0]  # tests import TensorFlow first, so a note may follow
+    assert "profile cpu" in line and "dataset phantom" in line and "TensorFlow" in line
+    first = np.random.rand(3)
+    medkit.setup(seed=7, verbose=False)
+    assert np.array_equal(first, np.random.rand(3))
+    assert cfg.seed == 7 and cfg.profile.name == "cpu" and "CPU" in cfg.devices
+
+
+def test_setup_leaves_a_fresh_process_without_stderr_noise():
+    """What a notebook's first cell shows: one line on stdout, nothing on stderr."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_", "MEDKIT_"))}
+    result = subprocess.run(
+        [sys.executable, "-c", "import medkit; medkit.setup(); import tensorflow as tf; tf.constant(1.0) + 1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "", result.stderr
+    assert result.stdout.count("\n") == 1 and result.stdout.startswith("medkit ")
+
+
+def test_import_changes_nothing():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_")}
+    code = "import os, sys, medkit, medkit.data; print('tensorflow' in sys.modules, 'TF_CPP_MIN_LOG_LEVEL' in os.environ)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.stdout.split() == ["False", "False"], out.stderr
