@@ -1,0 +1,39 @@
+"""The benchmark harness: rows, table, JSON, and the command line on a local file."""
+
+import json
+
+import pytest
+
+from medkit import bench
+from medkit.data import write_medmnist
+
+
+def test_run_logreg_rows(tiny_phantom):
+    (row,) = bench.run(tiny_phantom, ["logreg"], verbose=False)
+    assert row.method == "logreg" and 0.0 <= row.auc <= 1.0 and 0.0 <= row.acc <= 1.0
+    assert row.parameters == 32 * 32 + 1 and row.train_seconds >= 0
+
+
+def test_unknown_method(tiny_phantom):
+    with pytest.raises(ValueError, match="unknown methods"):
+        bench.run(tiny_phantom, ["svm"], verbose=False)
+
+
+def test_table_adds_reference_rows_for_pneumoniamnist():
+    text = bench.table([bench.Row("logreg", 0.9, 0.8, 1.0, 785)], "pneumoniamnist")
+    assert "MedMNIST v2: ResNet-18 (28)" in text and "0.944" in text
+    assert "MedMNIST v2" not in bench.table([bench.Row("logreg", 0.9, 0.8, 1.0, 785)], "phantom")
+
+
+def test_command_line_writes_json(tmp_path, tiny_phantom, capsys):
+    npz = write_medmnist(tiny_phantom, tmp_path / "small.npz")
+    out = tmp_path / "rows.json"
+    assert bench.main(["--dataset", str(npz), "--methods", "logreg", "--json", str(out)]) == 0
+    payload = json.loads(out.read_text())
+    assert payload["dataset"] == "pneumoniamnist" and [r["method"] for r in payload["rows"]] == ["logreg"]
+    assert "logreg" in capsys.readouterr().out
+
+
+def test_command_line_bad_dataset(capsys):
+    assert bench.main(["--dataset", "nosuchset", "--methods", "logreg"]) == 2
+    assert "neither one of phantom" in capsys.readouterr().err

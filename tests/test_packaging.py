@@ -1,0 +1,42 @@
+"""The install files agree with each other and with the README."""
+
+import re
+from pathlib import Path
+
+import tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _pyproject():
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def test_dependencies_have_lower_bounds_not_pins():
+    project = _pyproject()["project"]
+    deps = project["dependencies"] + [d for extra in project["optional-dependencies"].values() for d in extra]
+    for dep in deps:
+        assert "==" not in dep, f"pinned dependency {dep!r}; use a lower bound"
+        assert ">=" in dep, f"{dep!r} needs a lower bound"
+
+
+def test_stack_is_listed():
+    names = {re.split(r"[\[<>=]", d)[0] for d in _pyproject()["project"]["dependencies"]}
+    for needed in ("tensorflow", "keras", "scikit-learn", "scikit-image", "filterpy", "matplotlib", "pooch", "jupyterlab"):
+        assert needed in names
+    extras = _pyproject()["project"]["optional-dependencies"]
+    assert {re.split(r"[\[<>=]", d)[0] for d in extras["dev"]} >= {"pytest", "nbval", "ruff"}
+    assert any(d.startswith("tensorflow[and-cuda]") for d in extras["gpu"])
+
+
+def test_environment_yml_installs_from_pyproject_only():
+    lines = [ln.strip() for ln in (ROOT / "environment.yml").read_text().splitlines()]
+    deps = [ln[2:] for ln in lines if ln.startswith("- ")]
+    assert deps == ["conda-forge", "python=3.12", "pip", "pip:", "-e .[dev]"], deps
+
+
+def test_ci_runs_the_readme_test_command():
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    assert "make test" in (ROOT / "README.md").read_text()
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^test:.*\n(\t.*\n)*\t.*--nbval-lax", makefile, re.M)
