@@ -226,7 +226,9 @@ def _write_json(path: Path, payload: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; see the module docstring."""
     parser = argparse.ArgumentParser(prog="python -m medkit.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", default=None, help="phantom, pneumoniamnist, chestmnist or a path (default: MEDKIT_DATASET or phantom)")
+    parser.add_argument(
+        "--dataset", default=None, help="phantom, pneumoniamnist, chestmnist or a path (default: MEDKIT_DATASET or phantom)"
+    )
     parser.add_argument("--data-path", default=None, help="local copy of a MedMNIST file to use instead of downloading")
     parser.add_argument("--methods", default="all", help=f"'all' or a comma-separated list of: {', '.join(METHODS)}")
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
