@@ -11,7 +11,7 @@ on. Importing medkit changes nothing; only :func:`setup` does.
 
 Subpackages: :mod:`medkit.data` (the phantom and the real datasets),
 :mod:`medkit.gpu` (devices, mixed precision, distribution),
-:mod:`medkit.plots`, :mod:`medkit.bench` (``python -m medkit.bench``).
+:mod:`medkit.bench` (``python -m medkit.bench``).
 """
 
 from __future__ import annotations

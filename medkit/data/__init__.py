@@ -84,6 +84,6 @@ def load(name: str | None = None, *, profile: str | None = None, path: str | Pat
             raise ValueError(
                 f"{target} has {k} label columns; the kit reads chest files with 1 (PneumoniaMNIST) or 14 (ChestMNIST)."
             )
-        return medmnist.load(guess, path=target)
+        return medmnist.from_arrays(arrays, guess, target, size=arrays["train_images"].shape[1])
     layout = detect_layout(target)
     return load_kermany(target) if layout == "kermany" else load_nih(target, seed=seed)

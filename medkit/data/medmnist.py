@@ -23,7 +23,7 @@ import numpy as np
 
 from medkit.data.core import Dataset, Split
 
-__all__ = ["RECORD", "FILES", "CLASS_NAMES", "url", "md5", "fetch", "load_npz", "load"]
+__all__ = ["RECORD", "FILES", "CLASS_NAMES", "filename", "url", "md5", "fetch", "load_npz", "from_arrays", "load"]
 
 #: The Zenodo record holding MedMNIST v2 (MedMNIST+ sizes included).
 RECORD = "https://zenodo.org/records/10519652/files"
@@ -242,13 +242,21 @@ def load(name: str, size: int = 28, *, path: Path | str | None = None, cache: Pa
     """
     _check_name_size(name, size)
     file = Path(path) if path is not None else fetch(name, size, cache=cache, progress=progress)
-    arrays = load_npz(file, name)
+    return from_arrays(load_npz(file, name), name, file, size)
+
+
+def from_arrays(arrays: dict[str, np.ndarray], name: str, file: Path | str, size: int = 28) -> Dataset:
+    """A :class:`Dataset` from arrays already checked by :func:`load_npz`."""
     splits = {s: Split(labels=arrays[f"{s}_labels"].astype(np.uint8), images=arrays[f"{s}_images"]) for s in _SPLITS}
     return Dataset(
         name=name,
         task="binary" if len(CLASS_NAMES[name]) == 1 else "multi-label",
         class_names=CLASS_NAMES[name],
         source=str(file),
-        info={"image_size": int(arrays["train_images"].shape[1]), "licence": "CC BY 4.0", "url": url(name, size)},
+        info={
+            "image_size": int(arrays["train_images"].shape[1]),
+            "licence": "CC BY 4.0",
+            "url": url(name, size) if size in FILES[name] else None,  # a local file may have any size
+        },
         **splits,
     )
