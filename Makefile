@@ -10,8 +10,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
-# Notebooks are executed and tested with the default profile and dataset.
-CLEAN_ENV := env -u MEDKIT_PROFILE -u MEDKIT_DATASET MPLBACKEND=Agg
+# Notebooks are executed and tested with the default profile and dataset, and with
+# the inline plot backend (a MPLBACKEND from the shell would keep figures out of them).
+CLEAN_ENV := env -u MEDKIT_PROFILE -u MEDKIT_DATASET -u MPLBACKEND
 
 .PHONY: lab test unit nbval notebooks student bench lint clean
 

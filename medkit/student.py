@@ -1,8 +1,8 @@
 """Write student copies of the notebooks: solutions removed, outputs cleared.
 
 Instructors run ``make student`` (or ``python -m medkit.student notebooks
-build/student``). Every cell tagged ``solution`` is replaced by an empty code
-cell under a note, so exercise numbering stays intact, and all outputs are
+build/student``). Every solution (a run of cells tagged ``solution``) is replaced by one empty
+code cell, so exercise numbering stays intact, and all outputs are
 cleared so that learners run every cell themselves.
 
 Introduced for instructors in the README ("Teaching with the kit").
@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-__all__ = ["SOLUTION_TAG", "strip_solutions", "write_student_copies", "main"]
+__all__ = ["SOLUTION_TAG", "is_solution", "strip_solutions", "write_student_copies", "main"]
 
 #: Cell tag that marks a solution.
 SOLUTION_TAG = "solution"
@@ -21,25 +21,47 @@ SOLUTION_TAG = "solution"
 _PLACEHOLDER = "# Your solution here."
 
 
+def is_solution(cell) -> bool:
+    """True when ``cell`` carries the ``solution`` tag."""
+    return SOLUTION_TAG in cell.get("metadata", {}).get("tags", [])
+
+
 def strip_solutions(nb):
     """A copy of notebook ``nb`` (an ``nbformat`` node) without solutions or outputs.
+
+    A solution is a run of consecutive cells tagged ``solution`` (code and its
+    discussion in markdown). Each run becomes one empty code cell, so the
+    learner has a place to answer and the exercise numbering stays intact.
 
     Returns
     -------
     (notebook, int)
-        The student notebook and the number of solution cells removed.
+        The student notebook and the number of solutions removed.
+
+    Examples
+    --------
+    >>> from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+    >>> answer, why = new_code_cell("x = 1", outputs=[]), new_markdown_cell("Because.")
+    >>> answer.metadata["tags"] = why.metadata["tags"] = ["solution"]
+    >>> nb = new_notebook(cells=[new_markdown_cell("**Exercise 1**"), answer, why])
+    >>> student, removed = strip_solutions(nb)
+    >>> removed, [c.source for c in student.cells]
+    (1, ['**Exercise 1**', '# Your solution here.'])
     """
     import copy
 
     import nbformat
 
     out = copy.deepcopy(nb)
-    cells, removed = [], 0
+    cells, removed, previous_was_solution = [], 0, False
     for cell in out.cells:
-        if SOLUTION_TAG in cell.get("metadata", {}).get("tags", []):
-            removed += 1
-            cells.append(nbformat.v4.new_code_cell(_PLACEHOLDER))
+        if is_solution(cell):
+            if not previous_was_solution:
+                removed += 1
+                cells.append(nbformat.v4.new_code_cell(_PLACEHOLDER))
+            previous_was_solution = True
             continue
+        previous_was_solution = False
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
