@@ -101,6 +101,39 @@ def _proba(model, x, binary):
     return p[:, 1:] if binary else p
 
 
+def _hog_lbp_rf(ds, image_size, profile, seed):
+    """HOG + LBP + tile statistics into a random forest, settings chosen on validation AUC."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    from medkit import features
+
+    extractor = features.hog_lbp_features(image_size)
+    start = time.perf_counter()
+    x = {name: extractor.fit_transform(np.round(as_arrays(s, image_size) * 255).astype(np.uint8))
+         for name, s in ds.splits.items()}
+    binary = ds.task == "binary"
+    y_train = ds.train.labels[:, 0] if binary else ds.train.labels
+    best = None
+    for max_features in ("sqrt", "log2"):
+        for leaf in (1, 3):
+            forest = RandomForestClassifier(n_estimators=300, max_features=max_features, min_samples_leaf=leaf,
+                                            class_weight="balanced" if binary else None, n_jobs=-1, random_state=seed)
+            forest.fit(x["train"], y_train)
+            score = evaluate.auc(ds.val.labels, _forest_proba(forest, x["val"]))
+            if best is None or score > best[0]:
+                best = (score, f"max_features={max_features}, min_samples_leaf={leaf}", forest)
+    seconds = time.perf_counter() - start
+    _, note, forest = best
+    nodes = sum(tree.tree_.node_count for tree in forest.estimators_)
+    note = f"{x['train'].shape[1]} features; {note} (chosen on val); params = tree nodes"
+    return _forest_proba(forest, x["test"]), seconds, nodes, note
+
+
+def _forest_proba(forest, x):
+    p = forest.predict_proba(x)
+    return np.stack([q[:, 1] for q in p], axis=1) if isinstance(p, list) else p[:, 1:]
+
+
 def _small_cnn(ds, image_size, profile, seed):
     """The four-block CNN of medkit.models, early-stopped on validation AUC."""
     import keras
@@ -131,6 +164,7 @@ def _small_cnn(ds, image_size, profile, seed):
 #: Method name -> (description, trainer). Later notebooks add theirs.
 METHODS = {
     "logreg": ("logistic regression on pixels", _logreg),
+    "hog_lbp_rf": ("HOG + LBP features, random forest", _hog_lbp_rf),
     "small_cnn": ("small CNN (4 conv blocks)", _small_cnn),
 }
 

@@ -8,14 +8,20 @@ The two numbers MedMNIST v2 reports, so results compare with the paper:
 - **ACC**, accuracy at a threshold of 0.5 on the predicted probability. For
   multi-label tasks, the mean over labels.
 
-Introduced in ``01_chest_xray_data.ipynb``.
+For a binary task at a chosen threshold, :func:`binary_metrics` adds what a
+clinician asks for: sensitivity (recall: the share of diseased films
+flagged), specificity (the share of normal films passed), precision
+(positive predictive value), F1 and the confusion matrix.
+
+Introduced in ``01_chest_xray_data.ipynb``; ``binary_metrics`` in
+``02_hog_lbp_random_forest.ipynb``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["auc", "accuracy"]
+__all__ = ["auc", "accuracy", "binary_metrics", "format_metrics"]
 
 
 def _check(y_true, y_score):
@@ -49,6 +55,12 @@ def auc(y_true, y_score) -> float:
     from sklearn.metrics import roc_auc_score
 
     y_true, y_score = _check(y_true, y_score)
+    single = [k for k in range(y_true.shape[1]) if len(np.unique(y_true[:, k])) < 2]
+    if single:
+        raise ValueError(
+            f"label column(s) {single} hold only one class, so their AUC is undefined; "
+            "evaluate on a split with positive and negative examples of every class (a larger test split)."
+        )
     return float(np.mean([roc_auc_score(y_true[:, k], y_score[:, k]) for k in range(y_true.shape[1])]))
 
 
@@ -62,3 +74,67 @@ def accuracy(y_true, y_prob, threshold: float = 0.5) -> float:
     """
     y_true, y_prob = _check(y_true, y_prob)
     return float(np.mean((y_prob >= threshold) == (y_true == 1)))
+
+
+def binary_metrics(y_true, y_prob, threshold: float = 0.5) -> dict:
+    """Threshold metrics and AUC for a binary task.
+
+    Parameters
+    ----------
+    y_true : array (N,) or (N, 1) of 0/1
+    y_prob : array of the same shape
+        Predicted probability (or score) of the positive class.
+    threshold : float, default 0.5
+        A film is called positive when ``y_prob >= threshold``.
+
+    Returns
+    -------
+    dict
+        ``auc``, ``accuracy``, ``sensitivity`` (recall), ``specificity``,
+        ``precision``, ``f1``, and the counts ``tn, fp, fn, tp``.
+        ``precision`` is ``nan`` when nothing is called positive.
+
+    Examples
+    --------
+    >>> m = binary_metrics([0, 0, 0, 1, 1], [0.1, 0.2, 0.7, 0.6, 0.9])
+    >>> m["tp"], m["fp"], m["sensitivity"], round(m["specificity"], 3), round(m["precision"], 3)
+    (2, 1, 1.0, 0.667, 0.667)
+    """
+    from sklearn.metrics import confusion_matrix, roc_auc_score
+
+    y_true, y_prob = _check(y_true, y_prob)
+    if y_true.shape[1] != 1:
+        raise ValueError(f"binary_metrics needs one label column; got {y_true.shape[1]}. Pass one class at a time.")
+    t, p = y_true[:, 0].astype(int), y_prob[:, 0]
+    tn, fp, fn, tp = (int(v) for v in confusion_matrix(t, p >= threshold, labels=[0, 1]).ravel())
+    sensitivity = tp / (tp + fn) if tp + fn else float("nan")
+    precision = tp / (tp + fp) if tp + fp else float("nan")
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else float("nan")
+    return {
+        "auc": float(roc_auc_score(t, p)),
+        "accuracy": (tp + tn) / len(t),
+        "sensitivity": sensitivity,
+        "specificity": tn / (tn + fp) if tn + fp else float("nan"),
+        "precision": precision,
+        "f1": f1,
+        "tn": tn,
+        "fp": fp,
+        "fn": fn,
+        "tp": tp,
+    }
+
+
+def format_metrics(rows: dict[str, dict], keys=("auc", "accuracy", "sensitivity", "specificity", "precision", "f1")) -> str:
+    """A table with one row per model, from ``{name: binary_metrics(...)}``.
+
+    Examples
+    --------
+    >>> print(format_metrics({"model": binary_metrics([0, 1], [0.2, 0.8])}, keys=("auc", "accuracy")))
+    model      auc  accuracy
+    model    1.000     1.000
+    """
+    width = max([len(n) for n in rows] + [5]) + 2
+    lines = [f"{'model':<{width}}" + "".join(f"{k:>{max(len(k), 5) + 2}}" for k in keys)]
+    for name, m in rows.items():
+        lines.append(f"{name:<{width}}" + "".join(f"{m[k]:>{max(len(k), 5) + 2}.3f}" for k in keys))
+    return "\n".join(lines)
