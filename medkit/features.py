@@ -199,18 +199,20 @@ class TileStats(TransformerMixin, BaseEstimator):
         return np.stack([np.ravel([(t.mean(), t.std()) for t in tiles(image, self.grid)]) for image in X]).astype(np.float32)
 
 
-def hog_lbp_features(image_size: int, *, cells: int = 4, grid: int = 4, n_jobs: int | None = None) -> FeatureUnion:
+def hog_lbp_features(image_size: int, *, cells: int | None = None, grid: int | None = None,
+                     n_jobs: int | None = None) -> FeatureUnion:
     """HOG, LBP and tile statistics side by side, sized for ``image_size``.
 
     Parameters
     ----------
     image_size : int
         Side of the (square) images in pixels.
-    cells : int, default 4
-        HOG cells across the image (cell side ``image_size // cells``), so the
-        same description applies at 28, 64 or 128 pixels.
-    grid : int, default 4
-        Tiles across the image for the LBP histograms and intensity statistics.
+    cells : int, optional
+        HOG cells across the image (cell side ``image_size // cells``).
+        Default: 4 below 48 px (PneumoniaMNIST's 28), else 8.
+    grid : int, optional
+        Tiles across the image for the LBP histograms and intensity
+        statistics. Default: as ``cells``.
     n_jobs : int, optional
         Compute the three in parallel.
 
@@ -223,7 +225,11 @@ def hog_lbp_features(image_size: int, *, cells: int = 4, grid: int = 4, n_jobs: 
     --------
     >>> hog_lbp_features(28).fit_transform(np.zeros((2, 28, 28), np.uint8)).shape  # 324 HOG + 160 LBP + 32
     (2, 516)
+    >>> hog_lbp_features(64).fit_transform(np.zeros((1, 64, 64), np.uint8)).shape  # 1764 + 640 + 128
+    (1, 2532)
     """
+    cells = cells or (4 if image_size < 48 else 8)
+    grid = grid or cells
     if image_size // cells < 2:
         raise ValueError(f"{cells} HOG cells across {image_size} px leave cells under 2 px; use fewer cells.")
     return FeatureUnion(

@@ -579,6 +579,7 @@ def breathing_sequence(
     pattern: str = "normal",
     breaths_per_minute: float = 15.0,
     excursion: float = 0.12,
+    photons: float = 3000.0,
 ) -> BreathingSequence:
     """Frames of a dynamic chest radiograph through several breathing cycles.
 
@@ -605,6 +606,10 @@ def breathing_sequence(
     excursion : float, default 0.12
         Dome travel at full inspiration in canonical units (about 6 % of the
         film height; quiet breathing moves the diaphragm 1.5-2.5 cm).
+    photons : float, default 3000
+        Photons per pixel before attenuation: the dose per frame. Fluoroscopy
+        and dynamic radiography use a small fraction of a film's dose, so their
+        frames are noisy; lower values give noisier frames.
 
     Returns
     -------
@@ -622,12 +627,14 @@ def breathing_sequence(
     _check(n_frames, size, 0.5)
     if fps <= 0 or breaths_per_minute <= 0:
         raise ValueError(f"fps and breaths_per_minute must be positive; got {fps!r} and {breaths_per_minute!r}.")
+    if photons <= 0:
+        raise ValueError(f"photons (the dose per frame) must be positive; got {photons!r}.")
 
     rng = np.random.default_rng(seed)
     base = _draw_patients(rng, 1, {**DEFAULT_PREVALENCE, "nodule": 1.0, "pneumonia": 0.0}, 0.5)
     base["nod_r"][:] = rng.uniform(0.05, 0.07)
     base["nod_pos"][0] = [rng.uniform(-0.3, 0.3), rng.uniform(-0.1, 0.45)]
-    base["photons"][:] = 3000.0
+    base["photons"][:] = photons
     # Breathing: instantaneous rate wanders for "irregular"; depth varies per cycle.
     t = np.arange(n_frames) / fps
     rate = np.full(n_frames, breaths_per_minute / 60.0)
