@@ -1,7 +1,8 @@
 """Model builders used by more than one notebook and by the benchmark.
 
 Introduced in ``01_chest_xray_data.ipynb`` (the small CNN that measures how
-hard the phantom is); the CNN, ResNet and Transformer notebooks add theirs.
+hard the phantom is) and built step by step in ``04_cnn.ipynb``; the ResNet
+and Transformer notebooks add theirs.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 __all__ = ["small_cnn"]
 
 
-def small_cnn(image_size: int, n_outputs: int = 1, *, width: int = 16, name: str = "small_cnn"):
+def small_cnn(image_size: int, n_outputs: int = 1, *, width: int = 16, dropout: float = 0.0, name: str = "small_cnn"):
     """A four-block convolutional network: the kit's yardstick for difficulty.
 
     Each block is a 3x3 convolution, batch normalisation and ReLU, followed
@@ -29,6 +30,8 @@ def small_cnn(image_size: int, n_outputs: int = 1, *, width: int = 16, name: str
         Labels (sigmoid outputs).
     width : int, default 16
         Filters in the first block; doubled in the second and third.
+    dropout : float, default 0
+        Dropout rate before the output layer (0: no dropout layer).
 
     Returns
     -------
@@ -51,5 +54,7 @@ def small_cnn(image_size: int, n_outputs: int = 1, *, width: int = 16, name: str
         if i < 3:
             x = L.MaxPooling2D(name=f"pool{i + 1}")(x)
     x = L.GlobalAveragePooling2D(name="gap")(x)
+    if dropout:
+        x = L.Dropout(dropout, name="dropout")(x)
     outputs = L.Dense(n_outputs, activation="sigmoid", name="probability")(x)
     return keras.Model(inputs, outputs, name=name)
