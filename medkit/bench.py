@@ -145,11 +145,25 @@ def _small_cnn(ds, image_size, profile, seed):
     return scores, result.seconds, result.model.count_params(), note
 
 
+def _lstm_rows(ds, image_size, profile, seed):
+    """The row-reading LSTM of notebook 05 (pixels standardised on the training split), no augmentation."""
+    from medkit import models, train
+
+    images = np.round(as_arrays(ds.train, image_size) * 255).astype(np.uint8)
+    result = train.fit(lambda: models.row_lstm(image_size, ds.train.labels.shape[1], train_images=images), ds,
+                       profile=profile, image_size=image_size, epochs=max(profile.epochs, 20), patience=5,
+                       augment=False, seed=seed, verbose=False)
+    scores = train.predict(result.model, ds.test, image_size=image_size)
+    note = f"best of {len(result.history['loss'])} epochs: {result.best_epoch} (on val)"
+    return scores, result.seconds, result.model.count_params(), note
+
+
 #: Method name -> (description, trainer). Later notebooks add theirs.
 METHODS = {
     "logreg": ("logistic regression on pixels", _logreg),
     "hog_lbp_rf": ("HOG + LBP features, random forest", _hog_lbp_rf),
     "small_cnn": ("small CNN (4 conv blocks, notebook 04)", _small_cnn),
+    "lstm_rows": ("LSTM reading rows (notebook 05)", _lstm_rows),
 }
 
 

@@ -1,13 +1,15 @@
 """Model builders used by more than one notebook and by the benchmark.
 
 Introduced in ``01_chest_xray_data.ipynb`` (the small CNN that measures how
-hard the phantom is) and built step by step in ``04_cnn.ipynb``; the ResNet
-and Transformer notebooks add theirs.
+hard the phantom is) and built step by step in ``04_cnn.ipynb``; ``row_lstm``
+in ``05_lstm.ipynb``. The ResNet and Transformer notebooks add theirs.
 """
 
 from __future__ import annotations
 
-__all__ = ["small_cnn"]
+import numpy as np
+
+__all__ = ["small_cnn", "row_lstm"]
 
 
 def small_cnn(image_size: int, n_outputs: int = 1, *, width: int = 16, dropout: float = 0.0, name: str = "small_cnn"):
@@ -57,4 +59,50 @@ def small_cnn(image_size: int, n_outputs: int = 1, *, width: int = 16, dropout: 
     if dropout:
         x = L.Dropout(dropout, name="dropout")(x)
     outputs = L.Dense(n_outputs, activation="sigmoid", name="probability")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def row_lstm(image_size: int, n_outputs: int = 1, *, units: int = 64, train_images=None, name: str = "row_lstm"):
+    """An LSTM that reads a radiograph top to bottom, one row per time step.
+
+    The image ``(H, W, 1)`` becomes a sequence of ``H`` vectors of ``W``
+    pixels; the LSTM's last hidden state feeds a sigmoid layer.
+
+    Parameters
+    ----------
+    image_size : int
+        Input is ``(image_size, image_size, 1)``, values in [0, 1].
+    n_outputs : int, default 1
+    units : int, default 64
+        Size of the hidden and cell state.
+    train_images : array (N, image_size, image_size) of uint8, optional
+        If given, a first layer standardises every pixel with the mean and
+        standard deviation of these (training) images. The LSTM's gates
+        saturate on raw pixels, whose level varies far more across the film
+        than with disease; notebook 05 shows the difference.
+
+    Returns
+    -------
+    keras.Model
+
+    Examples
+    --------
+    >>> model = row_lstm(28)
+    >>> model.output_shape, model.count_params()  # 4 * (64 * (28 + 64) + 64) + 65
+    ((None, 1), 23873)
+    """
+    import keras
+
+    L = keras.layers
+    inputs = keras.Input((image_size, image_size, 1), name="radiograph")
+    x = inputs
+    if train_images is not None:
+        pixels = np.asarray(train_images, np.float32) / 255.0
+        if pixels.shape[1:] != (image_size, image_size):
+            raise ValueError(f"train_images must have shape (N, {image_size}, {image_size}); got {pixels.shape}.")
+        mean, std = pixels.mean(axis=0)[..., None], pixels.std(axis=0)[..., None] + 1e-3
+        x = L.Normalization(axis=(1, 2, 3), mean=mean, variance=std**2, name="standardise")(x)
+    rows = L.Reshape((image_size, image_size), name="rows")(x)
+    h = L.LSTM(units, name="lstm")(rows)
+    outputs = L.Dense(n_outputs, activation="sigmoid", name="probability")(h)
     return keras.Model(inputs, outputs, name=name)

@@ -56,3 +56,23 @@ def test_hog_lbp_rf_meets_the_medmnist_target_on_real_data(shared_npz):
     ds = data.load(str(shared_npz))
     (row,) = bench.run(ds, ["hog_lbp_rf"], verbose=False)
     assert row.auc >= 0.94  # auto-sklearn reached 0.942 in MedMNIST v2
+
+
+def test_lstm_rows_row_and_standardisation(tiny_phantom):
+    from medkit import models
+
+    (row,) = bench.run(tiny_phantom, ["lstm_rows"], verbose=False)
+    assert row.method == "lstm_rows" and 0.0 <= row.auc <= 1.0
+    assert row.parameters == 4 * (64 * (32 + 64) + 64) + 65  # four gates of the LSTM, and the output unit
+    assert "standardise" in [layer.name for layer in models.row_lstm(32, train_images=tiny_phantom.train.images).layers]
+    with pytest.raises(ValueError, match=r"train_images must have shape"):
+        models.row_lstm(32, train_images=tiny_phantom.train.images[:, :16])
+
+
+def test_deep_rows_meet_the_targets_on_real_data(shared_npz):
+    from medkit import data
+
+    ds = data.load(str(shared_npz))
+    rows = {r.method: r for r in bench.run(ds, ["small_cnn", "lstm_rows"], verbose=False)}
+    assert rows["small_cnn"].auc >= 0.955  # the CNN target of the deep-learning notebooks
+    assert rows["lstm_rows"].auc >= 0.93  # the LSTM (rows) target
