@@ -212,7 +212,7 @@ def constant_velocity(dt: float, q: float, r: float, x0: float = 0.0, p0: float 
     return kf
 
 
-def one_step_predictions(z, dt: float, q: float, r: float) -> np.ndarray:
+def one_step_predictions(z, dt: float, q: float, r: float, *, gate: float | None = None) -> np.ndarray:
     """Each frame's position predicted from the frames before it (constant velocity).
 
     Missing measurements (NaN) are skipped: the filter predicts through them.
@@ -223,6 +223,10 @@ def one_step_predictions(z, dt: float, q: float, r: float) -> np.ndarray:
         Measured positions (pixels).
     dt, q, r : float
         As in :func:`constant_velocity`.
+    gate : float, optional
+        Skip the update when the squared Mahalanobis distance of the
+        innovation exceeds this (e.g. ``scipy.stats.chi2.ppf(0.99, 1)``), as
+        notebook 03 does with outliers.
 
     Returns
     -------
@@ -238,6 +242,13 @@ def one_step_predictions(z, dt: float, q: float, r: float) -> np.ndarray:
     z = np.asarray(z, np.float64)
     first = z[~np.isnan(z)][0]
     kf = constant_velocity(dt, q, r, x0=first)
-    measurements = [None if np.isnan(v) else v for v in z]
-    _, _, priors, _ = kf.batch_filter(measurements)
-    return priors[:, 0, 0]
+    priors = np.empty(len(z))
+    for k, value in enumerate(z):
+        kf.predict()
+        priors[k] = kf.x[0, 0]
+        if np.isnan(value):
+            continue
+        innovation = value - kf.x[0, 0]
+        if gate is None or innovation**2 / (kf.P[0, 0] + kf.R[0, 0]) <= gate:
+            kf.update(value)
+    return priors

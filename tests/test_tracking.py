@@ -76,3 +76,12 @@ def test_breathing_sequence_dose_is_checked():
     low = phantom.breathing_sequence(10, size=32, seed=1, photons=5).frames.astype(float)
     high = phantom.breathing_sequence(10, size=32, seed=1, photons=5000).frames.astype(float)
     assert np.abs(np.diff(low, axis=0)).mean() > np.abs(np.diff(high, axis=0)).mean()  # lower dose, noisier frames
+
+
+def test_one_step_predictions_gate_ignores_a_gross_error():
+    z = 0.3 * np.arange(30.0)
+    z[15] = 80.0  # a detector failure
+    plain = tracking.one_step_predictions(z, dt=1.0, q=1e-3, r=0.1)
+    gated = tracking.one_step_predictions(z, dt=1.0, q=1e-3, r=0.1, gate=6.63)
+    truth = 0.3 * np.arange(30.0)
+    assert np.abs(gated[16:] - truth[16:]).max() < 0.2 < np.abs(plain[16:] - truth[16:]).max()
