@@ -158,12 +158,24 @@ def _lstm_rows(ds, image_size, profile, seed):
     return scores, result.seconds, result.model.count_params(), note
 
 
+def _resnet(ds, image_size, profile, seed):
+    """The ResNet of medkit.models (6 residual blocks), trained with medkit.train.fit."""
+    from medkit import models, train
+
+    result = train.fit(lambda: models.resnet(image_size, ds.train.labels.shape[1]), ds, profile=profile,
+                       image_size=image_size, epochs=max(profile.epochs, 20), patience=6, seed=seed, verbose=False)
+    scores = train.predict(result.model, ds.test, image_size=image_size)
+    note = f"best of {len(result.history['loss'])} epochs: {result.best_epoch} (on val)"
+    return scores, result.seconds, result.model.count_params(), note
+
+
 #: Method name -> (description, trainer). Later notebooks add theirs.
 METHODS = {
     "logreg": ("logistic regression on pixels", _logreg),
     "hog_lbp_rf": ("HOG + LBP features, random forest", _hog_lbp_rf),
     "small_cnn": ("small CNN (4 conv blocks, notebook 04)", _small_cnn),
     "lstm_rows": ("LSTM reading rows (notebook 05)", _lstm_rows),
+    "resnet": ("ResNet, 6 residual blocks", _resnet),
 }
 
 

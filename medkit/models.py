@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["small_cnn", "row_lstm"]
+__all__ = ["small_cnn", "row_lstm", "residual_block", "resnet"]
 
 
 def small_cnn(image_size: int, n_outputs: int = 1, *, width: int = 16, dropout: float = 0.0, name: str = "small_cnn"):
@@ -105,4 +105,68 @@ def row_lstm(image_size: int, n_outputs: int = 1, *, units: int = 64, train_imag
     rows = L.Reshape((image_size, image_size), name="rows")(x)
     h = L.LSTM(units, name="lstm")(rows)
     outputs = L.Dense(n_outputs, activation="sigmoid", name="probability")(h)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def residual_block(x, filters: int, stride: int = 1, *, name: str):
+    """Two 3x3 convolutions with batch normalisation, added to a shortcut: ``ReLU(F(x) + s(x))``.
+
+    The shortcut ``s`` is the identity when the shape is unchanged, and a
+    strided 1x1 convolution with batch normalisation (a projection) when the
+    block halves the map or changes the number of channels (He et al. 2016).
+    """
+    import keras
+
+    L = keras.layers
+    y = L.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False, name=f"{name}_conv1")(x)
+    y = L.BatchNormalization(momentum=0.9, name=f"{name}_bn1")(y)
+    y = L.ReLU(name=f"{name}_relu1")(y)
+    y = L.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv2")(y)
+    y = L.BatchNormalization(momentum=0.9, name=f"{name}_bn2")(y)
+    shortcut = x
+    if stride != 1 or x.shape[-1] != filters:
+        shortcut = L.Conv2D(filters, 1, strides=stride, use_bias=False, name=f"{name}_project")(x)
+        shortcut = L.BatchNormalization(momentum=0.9, name=f"{name}_project_bn")(shortcut)
+    return L.ReLU(name=f"{name}_out")(L.Add(name=f"{name}_add")([y, shortcut]))
+
+
+def resnet(image_size: int, n_outputs: int = 1, *, width: int = 16, blocks=(2, 2, 2), dropout: float = 0.2,
+           name: str = "resnet"):
+    """A ResNet sized for 28-64 px radiographs.
+
+    A 3x3 stem, then one stage per entry of ``blocks`` (each of that many
+    :func:`residual_block`; every stage after the first halves the map and
+    doubles the channels), global average pooling, dropout and sigmoid outputs.
+    The default has 6 blocks, 13 weighted layers.
+
+    Parameters
+    ----------
+    image_size : int
+    n_outputs : int, default 1
+    width : int, default 16
+        Channels of the stem and the first stage.
+    blocks : sequence of int, default (2, 2, 2)
+    dropout : float, default 0.2
+
+    Examples
+    --------
+    >>> model = resnet(28)
+    >>> model.output_shape, model.count_params()
+    ((None, 1), 175505)
+    """
+    import keras
+
+    L = keras.layers
+    inputs = keras.Input((image_size, image_size, 1), name="radiograph")
+    x = L.Conv2D(width, 3, padding="same", use_bias=False, name="stem_conv")(inputs)
+    x = L.BatchNormalization(momentum=0.9, name="stem_bn")(x)
+    x = L.ReLU(name="stem_relu")(x)
+    for stage, count in enumerate(blocks):
+        for b in range(count):
+            stride = 2 if stage > 0 and b == 0 else 1
+            x = residual_block(x, width * 2**stage, stride, name=f"stage{stage + 1}_block{b + 1}")
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    if dropout:
+        x = L.Dropout(dropout, name="dropout")(x)
+    outputs = L.Dense(n_outputs, activation="sigmoid", name="probability")(x)
     return keras.Model(inputs, outputs, name=name)

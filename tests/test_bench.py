@@ -73,6 +73,7 @@ def test_deep_rows_meet_the_targets_on_real_data(shared_npz):
     from medkit import data
 
     ds = data.load(str(shared_npz))
-    rows = {r.method: r for r in bench.run(ds, ["small_cnn", "lstm_rows"], verbose=False)}
+    rows = {r.method: r for r in bench.run(ds, ["small_cnn", "lstm_rows", "resnet"], verbose=False)}
     assert rows["small_cnn"].auc >= 0.955  # the CNN target of the deep-learning notebooks
     assert rows["lstm_rows"].auc >= 0.93  # the LSTM (rows) target
+    assert rows["resnet"].auc >= 0.962 and rows["resnet"].acc >= 0.88  # ResNet-50 (224) in MedMNIST v2

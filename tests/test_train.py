@@ -39,3 +39,12 @@ def test_small_cnn_dropout_adds_one_layer():
     plain, dropped = models.small_cnn(32), models.small_cnn(32, dropout=0.3)
     assert plain.count_params() == dropped.count_params()
     assert [lay.name for lay in dropped.layers if lay.name not in [p.name for p in plain.layers]] == ["dropout"]
+
+
+def test_resnet_blocks_use_identity_or_projection_shortcuts():
+    model = models.resnet(28, width=8, blocks=(1, 2))
+    names = [layer.name for layer in model.layers]
+    assert "stage1_block1_project" not in names  # same shape: identity shortcut
+    assert "stage2_block1_project" in names and "stage2_block2_project" not in names  # halves the map: projection
+    assert model.get_layer("stage2_block1_out").output.shape[1:] == (14, 14, 16)
+    assert model.output_shape == (None, 1)
