@@ -134,39 +134,41 @@ def _forest_proba(forest, x):
     return np.stack([q[:, 1] for q in p], axis=1) if isinstance(p, list) else p[:, 1:]
 
 
-def _small_cnn(ds, image_size, profile, seed):
-    """The CNN of notebook 04: medkit.models.small_cnn trained with medkit.train.fit."""
-    from medkit import models, train
+def _keras_method(build, ds, image_size, profile, seed, **fit_options):
+    """Train ``build(n_outputs)`` with medkit.train.fit, selecting on val; score the test split once."""
+    from medkit import train
 
-    result = train.fit(lambda: models.small_cnn(image_size, ds.train.labels.shape[1], dropout=0.2), ds,
-                       profile=profile, image_size=image_size, patience=5, seed=seed, verbose=False)
+    n_outputs = ds.train.labels.shape[1]
+    result = train.fit(lambda: build(n_outputs), ds, profile=profile, image_size=image_size, seed=seed, verbose=False,
+                       **fit_options)
     scores = train.predict(result.model, ds.test, image_size=image_size)
     note = f"best of {len(result.history['loss'])} epochs: {result.best_epoch} (on val)"
     return scores, result.seconds, result.model.count_params(), note
+
+
+def _small_cnn(ds, image_size, profile, seed):
+    """The CNN of notebook 04: medkit.models.small_cnn with dropout 0.2, augmented."""
+    from medkit import models
+
+    return _keras_method(lambda k: models.small_cnn(image_size, k, dropout=0.2), ds, image_size, profile, seed,
+                         patience=5)
 
 
 def _lstm_rows(ds, image_size, profile, seed):
-    """The row-reading LSTM of notebook 05 (pixels standardised on the training split), no augmentation."""
-    from medkit import models, train
+    """The row-reading LSTM of notebook 05 (pixels standardised on the training split), not augmented."""
+    from medkit import models
 
     images = np.round(as_arrays(ds.train, image_size) * 255).astype(np.uint8)
-    result = train.fit(lambda: models.row_lstm(image_size, ds.train.labels.shape[1], train_images=images), ds,
-                       profile=profile, image_size=image_size, epochs=max(profile.epochs, 20), patience=5,
-                       augment=False, seed=seed, verbose=False)
-    scores = train.predict(result.model, ds.test, image_size=image_size)
-    note = f"best of {len(result.history['loss'])} epochs: {result.best_epoch} (on val)"
-    return scores, result.seconds, result.model.count_params(), note
+    return _keras_method(lambda k: models.row_lstm(image_size, k, train_images=images), ds, image_size, profile, seed,
+                         epochs=max(profile.epochs, 20), patience=5, augment=False)
 
 
 def _resnet(ds, image_size, profile, seed):
-    """The ResNet of medkit.models (6 residual blocks), trained with medkit.train.fit."""
-    from medkit import models, train
+    """The ResNet of medkit.models (6 residual blocks), augmented."""
+    from medkit import models
 
-    result = train.fit(lambda: models.resnet(image_size, ds.train.labels.shape[1]), ds, profile=profile,
-                       image_size=image_size, epochs=max(profile.epochs, 20), patience=6, seed=seed, verbose=False)
-    scores = train.predict(result.model, ds.test, image_size=image_size)
-    note = f"best of {len(result.history['loss'])} epochs: {result.best_epoch} (on val)"
-    return scores, result.seconds, result.model.count_params(), note
+    return _keras_method(lambda k: models.resnet(image_size, k), ds, image_size, profile, seed,
+                         epochs=max(profile.epochs, 20), patience=6)
 
 
 #: Method name -> (description, trainer). Later notebooks add theirs.

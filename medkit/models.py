@@ -58,7 +58,7 @@ def small_cnn(image_size: int, n_outputs: int = 1, *, width: int = 16, dropout: 
     x = L.GlobalAveragePooling2D(name="gap")(x)
     if dropout:
         x = L.Dropout(dropout, name="dropout")(x)
-    outputs = L.Dense(n_outputs, activation="sigmoid", name="probability")(x)
+    outputs = L.Dense(n_outputs, activation="sigmoid", dtype="float32", name="probability")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -104,7 +104,7 @@ def row_lstm(image_size: int, n_outputs: int = 1, *, units: int = 64, train_imag
         x = L.Normalization(axis=(1, 2, 3), mean=mean, variance=std**2, name="standardise")(x)
     rows = L.Reshape((image_size, image_size), name="rows")(x)
     h = L.LSTM(units, name="lstm")(rows)
-    outputs = L.Dense(n_outputs, activation="sigmoid", name="probability")(h)
+    outputs = L.Dense(n_outputs, activation="sigmoid", dtype="float32", name="probability")(h)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -168,5 +168,5 @@ def resnet(image_size: int, n_outputs: int = 1, *, width: int = 16, blocks=(2, 2
     x = L.GlobalAveragePooling2D(name="gap")(x)
     if dropout:
         x = L.Dropout(dropout, name="dropout")(x)
-    outputs = L.Dense(n_outputs, activation="sigmoid", name="probability")(x)
+    outputs = L.Dense(n_outputs, activation="sigmoid", dtype="float32", name="probability")(x)
     return keras.Model(inputs, outputs, name=name)

@@ -3,7 +3,9 @@
 :func:`fit` does what every deep-learning notebook would otherwise repeat:
 it builds the ``tf.data`` pipelines at the profile's image and batch size
 (augmenting the training split only), builds and compiles the model inside
-the device strategy (so one GPU, several or none need no edits), weights
+the device strategy (so one GPU, several or none need no edits) with mixed
+precision where the GPU supports it (the kit's builders keep their outputs
+in float32, as mixed precision requires for a stable loss), weights
 the classes of a binary task, schedules the learning rate with cosine
 decay, stops early on the validation AUC and keeps the best weights, and
 reports throughput each epoch.
@@ -119,6 +121,7 @@ def fit(build, ds, *, profile=None, image_size: int | None = None, epochs: int |
     steps = int(np.ceil(len(ds.train) / batch)) * epochs
 
     keras.utils.set_random_seed(seed)
+    gpu.use_mixed_precision()  # float16 compute only on GPUs with tensor cores; float32 elsewhere
     with gpu.strategy().scope():
         model = build()
         schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)

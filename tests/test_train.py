@@ -48,3 +48,12 @@ def test_resnet_blocks_use_identity_or_projection_shortcuts():
     assert "stage2_block1_project" in names and "stage2_block2_project" not in names  # halves the map: projection
     assert model.get_layer("stage2_block1_out").output.shape[1:] == (14, 14, 16)
     assert model.output_shape == (None, 1)
+
+
+def test_fit_keeps_float32_without_a_capable_gpu(tiny_phantom):
+    import keras
+
+    result = train.fit(lambda: models.small_cnn(32, width=4), tiny_phantom, image_size=32, epochs=1, batch_size=16,
+                       verbose=False)
+    assert keras.mixed_precision.global_policy().name == "float32"  # this CPU machine: no tensor cores
+    assert result.model.get_layer("probability").dtype_policy.compute_dtype == "float32"
