@@ -2,14 +2,15 @@
 
 Introduced in ``01_chest_xray_data.ipynb`` (the small CNN that measures how
 hard the phantom is) and built step by step in ``04_cnn.ipynb``; ``row_lstm``
-in ``05_lstm.ipynb``. The ResNet and Transformer notebooks add theirs.
+in ``05_lstm.ipynb``; ``resnet`` in ``06_resnet.ipynb``; ``vit`` in
+``07_transformer.ipynb``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["small_cnn", "row_lstm", "residual_block", "resnet"]
+__all__ = ["small_cnn", "row_lstm", "residual_block", "resnet", "encoder_block", "vit"]
 
 
 def small_cnn(image_size: int, n_outputs: int = 1, *, width: int = 16, dropout: float = 0.0, name: str = "small_cnn"):
@@ -170,3 +171,98 @@ def resnet(image_size: int, n_outputs: int = 1, *, width: int = 16, blocks=(2, 2
         x = L.Dropout(dropout, name="dropout")(x)
     outputs = L.Dense(n_outputs, activation="sigmoid", dtype="float32", name="probability")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def encoder_block(tokens, *, heads: int, mlp_dim: int, dropout: float = 0.0, name: str):
+    """A pre-norm Transformer encoder block on ``(batch, n_tokens, dim)`` tokens.
+
+    ``x + MHA(LN(x))``, then ``x + MLP(LN(x))`` with a GELU hidden layer of
+    ``mlp_dim`` units (Dosovitskiy et al. 2021, eqs. 2-3). The attention has
+    ``heads`` heads of ``dim / heads`` dimensions each.
+    """
+    import keras
+
+    L = keras.layers
+    dim = tokens.shape[-1]
+    if dim % heads:
+        raise ValueError(f"the token dimension {dim} must be a multiple of heads={heads}; change dim or heads.")
+    y = L.LayerNormalization(epsilon=1e-6, name=f"{name}_norm1")(tokens)
+    y = L.MultiHeadAttention(heads, dim // heads, dropout=dropout, name=f"{name}_attention")(y, y)
+    x = L.Add(name=f"{name}_add1")([tokens, y])
+    y = L.LayerNormalization(epsilon=1e-6, name=f"{name}_norm2")(x)
+    y = L.Dense(mlp_dim, activation="gelu", name=f"{name}_mlp1")(y)
+    y = L.Dense(dim, name=f"{name}_mlp2")(y)
+    if dropout:
+        y = L.Dropout(dropout, name=f"{name}_dropout")(y)
+    return L.Add(name=f"{name}_add2")([x, y])
+
+
+def vit(image_size: int, n_outputs: int = 1, *, patch: int = 4, dim: int = 64, depth: int = 4, heads: int = 4,
+        mlp_dim: int = 128, dropout: float = 0.1, stem: bool = False, name: str | None = None):
+    """A Vision Transformer sized for 28-64 px radiographs.
+
+    The image is cut into ``patch`` x ``patch`` patches, each projected
+    linearly to ``dim`` numbers (a strided convolution); a learned position
+    embedding is added; ``depth`` :func:`encoder_block` follow; a final
+    layer normalisation, the mean over tokens and sigmoid outputs close it.
+    Pooling the tokens, instead of a class token, is as accurate and simpler
+    (Beyer, Zhai and Kolesnikov 2022).
+
+    With ``stem=True`` the model is a hybrid: two 3x3 convolutions with batch
+    normalisation (the second with stride 2) come before the patches, so
+    each token starts from local features rather than raw pixels (Xiao et
+    al. 2021); the patches are then cut from the stem's half-size map.
+
+    Parameters
+    ----------
+    image_size : int
+        Input is ``(image_size, image_size, 1)``; must be a multiple of
+        ``patch`` (of ``2 * patch`` with the stem).
+    n_outputs : int, default 1
+    patch : int, default 4
+    dim : int, default 64
+        Token size.
+    depth : int, default 4
+        Encoder blocks.
+    heads : int, default 4
+    mlp_dim : int, default 128
+    dropout : float, default 0.1
+        In the attention, after each MLP and before the output layer.
+    stem : bool, default False
+        Convolutional stem (a hybrid model).
+
+    Examples
+    --------
+    >>> model = vit(28)
+    >>> model.get_layer("tokens").output.shape, model.count_params()
+    ((None, 49, 64), 138305)
+    >>> vit(28, stem=True, patch=2).get_layer("tokens").output.shape
+    (None, 49, 64)
+    """
+    import keras
+
+    from medkit.layers import PositionEmbedding
+
+    L = keras.layers
+    stride = patch * (2 if stem else 1)
+    if image_size % stride:
+        raise ValueError(f"image_size {image_size} is not a multiple of the patch size {stride}"
+                         f"{' (patch x 2, after the stem)' if stem else ''}; choose a patch that divides it.")
+    x = inputs = keras.Input((image_size, image_size, 1), name="radiograph")
+    if stem:
+        for i, s in enumerate((1, 2)):
+            x = L.Conv2D(dim // 2, 3, strides=s, padding="same", use_bias=False, name=f"stem_conv{i + 1}")(x)
+            x = L.BatchNormalization(momentum=0.9, name=f"stem_bn{i + 1}")(x)
+            x = L.ReLU(name=f"stem_relu{i + 1}")(x)
+    x = L.Conv2D(dim, patch, strides=patch, name="patch_embedding")(x)
+    grid = x.shape[1]
+    x = L.Reshape((grid * grid, dim), name="tokens")(x)
+    x = PositionEmbedding(name="position_embedding")(x)
+    for i in range(depth):
+        x = encoder_block(x, heads=heads, mlp_dim=mlp_dim, dropout=dropout, name=f"block{i + 1}")
+    x = L.LayerNormalization(epsilon=1e-6, name="norm")(x)
+    x = L.GlobalAveragePooling1D(name="gap")(x)
+    if dropout:
+        x = L.Dropout(dropout, name="dropout")(x)
+    outputs = L.Dense(n_outputs, activation="sigmoid", dtype="float32", name="probability")(x)
+    return keras.Model(inputs, outputs, name=name or ("hybrid_vit" if stem else "vit"))

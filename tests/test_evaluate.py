@@ -27,3 +27,25 @@ def test_binary_metrics_refuses_multilabel():
 def test_auc_refuses_a_column_with_one_class():
     with pytest.raises(ValueError, match=r"column\(s\) \[1\] hold only one class"):
         evaluate.auc([[0, 1], [1, 1]], [[0.2, 0.3], [0.8, 0.9]])
+
+
+def test_auc_ci_brackets_the_auc_and_narrows_with_more_films():
+    rng = np.random.default_rng(1)
+    widths = []
+    for n in (100, 1600):
+        y = rng.integers(0, 2, n)
+        score = y + rng.normal(0, 1, n)
+        est = evaluate.auc_ci(y, score, n_resamples=400)
+        assert est.value == evaluate.auc(y, score) and 0.6 < est.value < 0.9
+        assert est.low < est.value < est.high
+        widths.append(est.high - est.low)
+    assert widths[1] < widths[0] / 2.5  # the width shrinks as 1/sqrt(n): 4x fewer would be 1/4
+
+
+def test_auc_ci_is_reproducible_and_refuses_multilabel():
+    y = np.tile([0, 1], 50)
+    s = np.linspace(0, 1, 100)
+    assert evaluate.auc_ci(y, s, seed=3) == evaluate.auc_ci(y, s, seed=3)
+    assert str(evaluate.auc_ci(y, s)).count("[") == 1
+    with pytest.raises(ValueError, match="one label column"):
+        evaluate.auc_ci(np.zeros((4, 2)), np.zeros((4, 2)))

@@ -57,3 +57,43 @@ def test_fit_keeps_float32_without_a_capable_gpu(tiny_phantom):
                        verbose=False)
     assert keras.mixed_precision.global_policy().name == "float32"  # this CPU machine: no tensor cores
     assert result.model.get_layer("probability").dtype_policy.compute_dtype == "float32"
+
+
+def test_vit_tokens_and_hybrid_stem():
+    plain, hybrid = models.vit(28), models.vit(28, stem=True, patch=2)
+    assert plain.get_layer("tokens").output.shape == (None, 49, 64)
+    assert hybrid.get_layer("tokens").output.shape == (None, 49, 64)
+    assert "stem_conv1" in [lay.name for lay in hybrid.layers] and "stem_conv1" not in [lay.name for lay in plain.layers]
+    with pytest.raises(ValueError, match="not a multiple of the patch size 8"):
+        models.vit(28, stem=True, patch=4)
+    with pytest.raises(ValueError, match="multiple of heads=3"):
+        models.vit(28, heads=3)
+
+
+def test_vit_saves_and_reloads_with_its_position_embedding(tmp_path):
+    import keras
+
+    model = models.vit(16, patch=4, dim=16, depth=1, heads=2, mlp_dim=16)
+    x = np.random.default_rng(0).random((2, 16, 16, 1)).astype("float32")
+    model.save(tmp_path / "vit.keras")
+    again = keras.models.load_model(tmp_path / "vit.keras")
+    np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_attention_maps_are_softmax_rows_and_rollout_is_a_map():
+    model = models.vit(16, patch=4, dim=16, depth=2, heads=2, mlp_dim=16)
+    x = np.random.default_rng(0).random((3, 16, 16)).astype("float32")
+    maps = explain.attention_maps(model, x)
+    assert [m.shape for m in maps] == [(3, 2, 16, 16)] * 2
+    np.testing.assert_allclose(maps[0].sum(axis=-1), 1, atol=1e-5)
+    roll = explain.attention_rollout(model, x)
+    assert roll.shape == (3, 16, 16) and roll.max() == pytest.approx(1) and roll.min() >= 0
+    with pytest.raises(ValueError, match="no MultiHeadAttention"):
+        explain.attention_rollout(models.small_cnn(16, width=4), x)
+
+
+def test_rollout_of_identity_attention_is_uniform():
+    # With residual=1 every layer is the identity, so each patch counts the same.
+    model = models.vit(16, patch=4, dim=16, depth=2, heads=2, mlp_dim=16)
+    x = np.random.default_rng(0).random((1, 16, 16)).astype("float32")
+    np.testing.assert_allclose(explain.attention_rollout(model, x, residual=1.0), 1, atol=1e-6)
