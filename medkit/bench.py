@@ -171,6 +171,22 @@ def _resnet(ds, image_size, profile, seed):
                          epochs=max(profile.epochs, 20), patience=6)
 
 
+def _vit(ds, image_size, profile, seed):
+    """The Vision Transformer of notebook 07 (4 px patches, 4 blocks), augmented, weight decay 0.05."""
+    from medkit import models
+
+    return _keras_method(lambda k: models.vit(image_size, k), ds, image_size, profile, seed,
+                         epochs=max(profile.epochs, 30), patience=8, weight_decay=0.05)
+
+
+def _hybrid_vit(ds, image_size, profile, seed):
+    """The hybrid of notebook 07: a convolutional stem, then the ViT on 2 px patches of the half-size map."""
+    from medkit import models
+
+    return _keras_method(lambda k: models.vit(image_size, k, stem=True, patch=2), ds, image_size, profile, seed,
+                         epochs=max(profile.epochs, 30), patience=8, weight_decay=0.05)
+
+
 #: Method name -> (description, trainer). Later notebooks add theirs.
 METHODS = {
     "logreg": ("logistic regression on pixels", _logreg),
@@ -178,6 +194,8 @@ METHODS = {
     "small_cnn": ("small CNN (4 conv blocks, notebook 04)", _small_cnn),
     "lstm_rows": ("LSTM reading rows (notebook 05)", _lstm_rows),
     "resnet": ("ResNet, 6 residual blocks", _resnet),
+    "vit": ("Vision Transformer, 4 px patches", _vit),
+    "hybrid_vit": ("ViT with a convolutional stem", _hybrid_vit),
 }
 
 

@@ -149,6 +149,14 @@ def resnet(image_size: int, n_outputs: int = 1, *, width: int = 16, blocks=(2, 2
     blocks : sequence of int, default (2, 2, 2)
     dropout : float, default 0.2
 
+    Notes
+    -----
+    With TensorFlow 2.21 on CPU, training ``width=8`` at 64 px or more
+    crashes the process inside oneDNN (the gradient of the strided 1x1
+    projection with 8 input channels); ``width=12`` and the default 16
+    trained normally at 64 px, and ``TF_ENABLE_ONEDNN_OPTS=0`` avoids the
+    crash at about half the speed.
+
     Examples
     --------
     >>> model = resnet(28)

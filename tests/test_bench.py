@@ -77,3 +77,10 @@ def test_deep_rows_meet_the_targets_on_real_data(shared_npz):
     assert rows["small_cnn"].auc >= 0.955  # the CNN target of the deep-learning notebooks
     assert rows["lstm_rows"].auc >= 0.93  # the LSTM (rows) target
     assert rows["resnet"].auc >= 0.962 and rows["resnet"].acc >= 0.88  # ResNet-50 (224) in MedMNIST v2
+
+
+def test_transformer_rows(tiny_phantom):
+    rows = {r.method: r for r in bench.run(tiny_phantom, ["vit", "hybrid_vit"], verbose=False)}
+    assert set(rows) == {"vit", "hybrid_vit"}
+    assert all(0.0 <= r.auc <= 1.0 and "on val" in r.note for r in rows.values())
+    assert rows["vit"].parameters == 138305 - 49 * 64 + 64 * 64  # 64 tokens of a 32 px film instead of 49 at 28 px
