@@ -171,19 +171,25 @@ def _resnet(ds, image_size, profile, seed):
                          epochs=max(profile.epochs, 20), patience=6)
 
 
+def _patch(image_size, tokens_per_side=8, smallest=4):
+    """Patch size giving about ``tokens_per_side`` x ``tokens_per_side`` tokens (4 px at 28 px, 8 at 64, 28 at 224)."""
+    return max(smallest, image_size // tokens_per_side)
+
+
 def _vit(ds, image_size, profile, seed):
-    """The Vision Transformer of notebook 07 (4 px patches, 4 blocks), augmented, weight decay 0.05."""
+    """The Vision Transformer of notebook 07 (about 8 x 8 patches, 4 blocks), augmented, weight decay 0.05."""
     from medkit import models
 
-    return _keras_method(lambda k: models.vit(image_size, k), ds, image_size, profile, seed,
+    return _keras_method(lambda k: models.vit(image_size, k, patch=_patch(image_size)), ds, image_size, profile, seed,
                          epochs=max(profile.epochs, 30), patience=8, weight_decay=0.05)
 
 
 def _hybrid_vit(ds, image_size, profile, seed):
-    """The hybrid of notebook 07: a convolutional stem, then the ViT on 2 px patches of the half-size map."""
+    """The hybrid of notebook 07: a convolutional stem, then the ViT on about 8 x 8 patches of the half-size map."""
     from medkit import models
 
-    return _keras_method(lambda k: models.vit(image_size, k, stem=True, patch=2), ds, image_size, profile, seed,
+    patch = _patch(image_size // 2, smallest=2)
+    return _keras_method(lambda k: models.vit(image_size, k, stem=True, patch=patch), ds, image_size, profile, seed,
                          epochs=max(profile.epochs, 30), patience=8, weight_decay=0.05)
 
 
@@ -194,7 +200,7 @@ METHODS = {
     "small_cnn": ("small CNN (4 conv blocks, notebook 04)", _small_cnn),
     "lstm_rows": ("LSTM reading rows (notebook 05)", _lstm_rows),
     "resnet": ("ResNet, 6 residual blocks", _resnet),
-    "vit": ("Vision Transformer, 4 px patches", _vit),
+    "vit": ("Vision Transformer, about 8 x 8 patches", _vit),
     "hybrid_vit": ("ViT with a convolutional stem", _hybrid_vit),
 }
 
