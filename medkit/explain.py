@@ -102,7 +102,7 @@ def attention_maps(model, images) -> list[np.ndarray]:
     return [np.asarray(lay(t, t, return_attention_scores=True, training=False)[1]) for lay, t in zip(layers, tokens)]
 
 
-def attention_rollout(model, images, *, residual: float = 0.5) -> np.ndarray:
+def attention_rollout(model, images, *, residual: float = 0.5, resize: bool = True) -> np.ndarray:
     """Attention rollout maps: how much the pooled output draws on each patch.
 
     Parameters
@@ -114,12 +114,15 @@ def attention_rollout(model, images, *, residual: float = 0.5) -> np.ndarray:
     residual : float, default 0.5
         Weight of the identity mixed into each layer's attention for the
         residual connection.
+    resize : bool, default True
+        Resize the maps to the image; with ``False`` they stay on the grid of
+        patches, one value per token.
 
     Returns
     -------
-    ndarray (N, H, W), float32
+    ndarray (N, H, W), or (N, g, g) with ``resize=False``; float32
         The mean over output tokens of the rolled-out attention, resized to
-        the image (bilinear) and scaled to a peak of 1.
+        the image (bilinear) if asked, and scaled to a peak of 1.
     """
     import tensorflow as tf
 
@@ -135,5 +138,7 @@ def attention_rollout(model, images, *, residual: float = 0.5) -> np.ndarray:
     if grid * grid != tokens:
         raise ValueError(f"the model has {tokens} tokens, not a square grid of patches; rollout maps need one.")
     relevance = rollout.mean(axis=1).reshape(-1, grid, grid, 1).astype(np.float32)
+    if not resize:
+        return _unit_peak(relevance[..., 0])
     maps = tf.image.resize(relevance, x.shape[1:3], method="bilinear")[..., 0].numpy()
     return _unit_peak(maps)

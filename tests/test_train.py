@@ -97,3 +97,16 @@ def test_rollout_of_identity_attention_is_uniform():
     model = models.vit(16, patch=4, dim=16, depth=2, heads=2, mlp_dim=16)
     x = np.random.default_rng(0).random((1, 16, 16)).astype("float32")
     np.testing.assert_allclose(explain.attention_rollout(model, x, residual=1.0), 1, atol=1e-6)
+
+
+def test_rollout_on_the_patch_grid_is_the_product_of_the_layers():
+    # With residual=0 the rollout is A2 @ A1 (heads averaged), pooled over output tokens.
+    model = models.vit(16, patch=4, dim=16, depth=2, heads=2, mlp_dim=16)
+    x = np.random.default_rng(1).random((2, 16, 16)).astype("float32")
+    a1, a2 = (m.mean(axis=1) for m in explain.attention_maps(model, x))
+    expected = (a2 @ a1).mean(axis=1).reshape(2, 4, 4)
+    expected /= expected.max(axis=(1, 2), keepdims=True)
+    grid = explain.attention_rollout(model, x, residual=0.0, resize=False)
+    assert grid.shape == (2, 4, 4)
+    np.testing.assert_allclose(grid, expected, atol=1e-5)
+    assert explain.attention_rollout(model, x, residual=0.0).shape == (2, 16, 16)
