@@ -177,10 +177,14 @@ def _patch(image_size, tokens_per_side=8, smallest=4):
 
 
 def _vit(ds, image_size, profile, seed):
-    """The Vision Transformer of notebook 07 (about 8 x 8 patches, 4 blocks), augmented, weight decay 0.05."""
+    """The Vision Transformer of notebook 07 (about 8 x 8 patches, 4 blocks), each film standardised, augmented,
+    weight decay 0.05."""
     from medkit import models
 
-    return _keras_method(lambda k: models.vit(image_size, k, patch=_patch(image_size)), ds, image_size, profile, seed,
+    def build(n_outputs):
+        return models.vit(image_size, n_outputs, patch=_patch(image_size), standardize=True)
+
+    return _keras_method(build, ds, image_size, profile, seed,
                          epochs=max(profile.epochs, 30), patience=8, weight_decay=0.05)
 
 
@@ -200,7 +204,7 @@ METHODS = {
     "small_cnn": ("small CNN (4 conv blocks, notebook 04)", _small_cnn),
     "lstm_rows": ("LSTM reading rows (notebook 05)", _lstm_rows),
     "resnet": ("ResNet, 6 residual blocks", _resnet),
-    "vit": ("Vision Transformer, about 8 x 8 patches", _vit),
+    "vit": ("Vision Transformer, about 8 x 8 patches, films standardised", _vit),
     "hybrid_vit": ("ViT with a convolutional stem", _hybrid_vit),
 }
 

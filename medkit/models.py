@@ -206,7 +206,8 @@ def encoder_block(tokens, *, heads: int, mlp_dim: int, dropout: float = 0.0, nam
 
 
 def vit(image_size: int, n_outputs: int = 1, *, patch: int = 4, dim: int = 64, depth: int = 4, heads: int = 4,
-        mlp_dim: int = 128, dropout: float = 0.1, stem: bool = False, name: str | None = None):
+        mlp_dim: int = 128, dropout: float = 0.1, stem: bool = False, standardize: bool = False,
+        name: str | None = None):
     """A Vision Transformer sized for 28-64 px radiographs.
 
     The image is cut into ``patch`` x ``patch`` patches, each projected
@@ -238,6 +239,10 @@ def vit(image_size: int, n_outputs: int = 1, *, patch: int = 4, dim: int = 64, d
         In the attention, after each MLP and before the output layer.
     stem : bool, default False
         Convolutional stem (a hybrid model).
+    standardize : bool, default False
+        Standardise each film to mean 0 and variance 1 first (a layer
+        normalisation over all its pixels, without scale or shift), so the
+        output ignores exposure and contrast. The bench's ``vit`` row uses it.
 
     Examples
     --------
@@ -257,6 +262,8 @@ def vit(image_size: int, n_outputs: int = 1, *, patch: int = 4, dim: int = 64, d
         raise ValueError(f"image_size {image_size} is not a multiple of the patch size {stride}"
                          f"{' (patch x 2, after the stem)' if stem else ''}; choose a patch that divides it.")
     x = inputs = keras.Input((image_size, image_size, 1), name="radiograph")
+    if standardize:
+        x = L.LayerNormalization(axis=(1, 2, 3), epsilon=1e-6, center=False, scale=False, name="standardise")(x)
     if stem:
         for i, s in enumerate((1, 2)):
             x = L.Conv2D(dim // 2, 3, strides=s, padding="same", use_bias=False, name=f"stem_conv{i + 1}")(x)

@@ -84,3 +84,11 @@ def test_transformer_rows(tiny_phantom):
     assert set(rows) == {"vit", "hybrid_vit"}
     assert all(0.0 <= r.auc <= 1.0 and "on val" in r.note for r in rows.values())
     assert rows["vit"].parameters == 138305 - 49 * 64 + 64 * 64  # 64 tokens of a 32 px film instead of 49 at 28 px
+
+
+def test_transformer_rows_meet_the_target_on_real_data(shared_npz):
+    from medkit import data
+
+    ds = data.load(str(shared_npz))
+    rows = {r.method: r for r in bench.run(ds, ["vit", "hybrid_vit"], verbose=False)}
+    assert rows["vit"].auc >= 0.95 and rows["hybrid_vit"].auc >= 0.95  # the ViT target of the deep-learning notebooks

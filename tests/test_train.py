@@ -70,6 +70,16 @@ def test_vit_tokens_and_hybrid_stem():
         models.vit(28, heads=3)
 
 
+def test_standardised_vit_ignores_exposure_and_contrast():
+    # Each film is standardised first, so a brighter or flatter copy of it gets the same prediction.
+    x = np.random.default_rng(2).random((4, 16, 16, 1)).astype("float32")
+    model = models.vit(16, patch=4, dim=16, depth=1, heads=2, mlp_dim=16, standardize=True)
+    np.testing.assert_allclose(model.predict(0.5 * x + 0.2, verbose=0), model.predict(x, verbose=0), atol=1e-4)
+    plain = models.vit(16, patch=4, dim=16, depth=1, heads=2, mlp_dim=16)
+    assert model.count_params() == plain.count_params()  # no weights in the standardisation
+    assert not np.allclose(plain.predict(0.5 * x + 0.2, verbose=0), plain.predict(x, verbose=0), atol=1e-4)
+
+
 def test_vit_saves_and_reloads_with_its_position_embedding(tmp_path):
     import keras
 
