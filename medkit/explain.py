@@ -13,16 +13,26 @@ heads) is mixed with the identity for the residual path, ``0.5 A + 0.5 I``,
 its rows renormalised, and the layers multiplied, input layer last; the
 result says how much each output token draws on each input patch.
 
+Occlusion sensitivity (Zeiler and Fergus 2014) asks the model directly:
+cover a patch of the film with a plain value and record how much the score
+drops; the drops, spread over the pixels each patch covered, form the map.
+It needs no gradients and no access to the layers, only many predictions.
+
+A map is only pictures until it is scored. Where the true location is
+known (the phantom's lesion masks), :func:`pointing_game` counts the maps
+whose peak falls in it and :func:`mass_inside` measures the share of each
+map's mass inside it; a uniform map scores the lesion's area.
+
 Introduced in ``04_cnn.ipynb`` (Grad-CAM) and ``07_transformer.ipynb``
 (rollout); ``08_evaluation_explainability.ipynb`` compares Grad-CAM with
-occlusion sensitivity.
+occlusion sensitivity and scores both.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["grad_cam", "attention_maps", "attention_rollout"]
+__all__ = ["grad_cam", "occlusion", "attention_maps", "attention_rollout", "pointing_game", "mass_inside"]
 
 
 def grad_cam(model, images, layer: str, *, output: int = 0) -> np.ndarray:
@@ -142,3 +152,111 @@ def attention_rollout(model, images, *, residual: float = 0.5, resize: bool = Tr
         return _unit_peak(relevance[..., 0])
     maps = tf.image.resize(relevance, x.shape[1:3], method="bilinear")[..., 0].numpy()
     return _unit_peak(maps)
+
+
+def occlusion(model, images, *, patch: int = 8, stride: int = 4, fill: float | None = None, output: int = 0,
+              batch_size: int = 256) -> np.ndarray:
+    """Occlusion sensitivity maps: how much the score drops when each patch is covered.
+
+    Every ``patch`` x ``patch`` window, moved by ``stride``, is set to
+    ``fill`` and the film scored again; each pixel gets the mean drop
+    ``p(film) - p(occluded film)`` over the windows that covered it. The
+    positive part, scaled to a peak of 1, is returned (regions whose cover
+    lowers the score).
+
+    Parameters
+    ----------
+    model : keras.Model
+        Outputs probabilities.
+    images : array (N, H, W) or (N, H, W, 1)
+        Inputs as the model takes them (float, 0-1).
+    patch, stride : int, default 8 and 4
+        Window size and step in pixels; ``stride`` must divide ``H - patch``.
+    fill : float, optional
+        The covering value; default: each film's mean.
+    output : int, default 0
+        Which output column to explain.
+    batch_size : int, default 256
+        Occluded films scored per call.
+
+    Returns
+    -------
+    ndarray (N, H, W), float32, in [0, 1]
+    """
+    x = _as_batch(images)
+    n, h, w = x.shape[:3]
+    if patch > min(h, w) or stride < 1 or (h - patch) % stride or (w - patch) % stride:
+        raise ValueError(f"patch {patch} and stride {stride} must tile a {h}x{w} image: patch at most the image "
+                         "size, and the stride a divisor of (size - patch), such as patch 8, stride 4 on 32 px.")
+    corners = [(i, j) for i in range(0, h - patch + 1, stride) for j in range(0, w - patch + 1, stride)]
+    base = model.predict(x, verbose=0, batch_size=batch_size)[:, output]
+    values = x.mean(axis=(1, 2, 3)) if fill is None else np.full(n, fill, np.float32)
+    drop, cover = np.zeros((n, h, w)), np.zeros((h, w))
+    for i, j in corners:
+        cover[i:i + patch, j:j + patch] += 1
+    chunk = max(1, 4096 // len(corners))  # films whose occluded copies are scored together
+    for start in range(0, n, chunk):
+        films = slice(start, min(start + chunk, n))
+        occluded = np.repeat(x[films, None], len(corners), axis=1)  # (films, windows, H, W, 1)
+        for m, (i, j) in enumerate(corners):
+            occluded[:, m, i:i + patch, j:j + patch] = values[films, None, None, None]
+        scores = model.predict(occluded.reshape(-1, *x.shape[1:]), verbose=0, batch_size=batch_size)[:, output]
+        scores = scores.reshape(-1, len(corners))
+        for m, (i, j) in enumerate(corners):
+            drop[films, i:i + patch, j:j + patch] += (base[films] - scores[:, m])[:, None, None]
+    return _unit_peak(np.maximum(drop / np.maximum(cover, 1), 0))
+
+
+def _check_maps(maps, masks):
+    maps, masks = np.asarray(maps, np.float64), np.asarray(masks, bool)
+    if maps.ndim != 3 or maps.shape != masks.shape:
+        raise ValueError(f"maps {maps.shape} and masks {masks.shape} must both have shape (N, H, W); "
+                         "pass one mask per map, for the finding being explained, e.g. ds.test.masks[:, 0].")
+    if not masks.any(axis=(1, 2)).all():
+        raise ValueError("some masks are empty; score only the films that have the finding.")
+    return maps, masks
+
+
+def pointing_game(maps, masks) -> np.ndarray:
+    """Whether each map's peak falls inside its mask (Zhang et al. 2018).
+
+    Parameters
+    ----------
+    maps : array (N, H, W)
+    masks : array of bool (N, H, W), none empty
+
+    Returns
+    -------
+    ndarray of bool (N,)
+        Its mean is the hit rate; a random peak hits with probability equal
+        to the mask's area.
+
+    Examples
+    --------
+    >>> masks = np.zeros((2, 4, 4), bool); masks[:, :2, :2] = True
+    >>> maps = np.zeros((2, 4, 4)); maps[0, 0, 1] = 1; maps[1, 3, 3] = 1
+    >>> pointing_game(maps, masks)
+    array([ True, False])
+    """
+    maps, masks = _check_maps(maps, masks)
+    peaks = maps.reshape(len(maps), -1).argmax(axis=1)
+    return masks.reshape(len(masks), -1)[np.arange(len(masks)), peaks]
+
+
+def mass_inside(maps, masks) -> np.ndarray:
+    """The share of each map's mass that lies inside its mask.
+
+    A uniform map scores the mask's area (``masks.mean(axis=(1, 2))``); a
+    map that points only at the finding scores 1. An all-zero map scores 0.
+
+    Examples
+    --------
+    >>> masks = np.zeros((1, 4, 4), bool); masks[:, :2, :2] = True
+    >>> mass_inside(np.ones((1, 4, 4)), masks), mass_inside(masks * 1.0, masks)
+    (array([0.25]), array([1.]))
+    """
+    maps, masks = _check_maps(maps, masks)
+    if maps.min() < 0:
+        raise ValueError("maps must be non-negative (weights, not signed scores); take their positive part first.")
+    total = maps.sum(axis=(1, 2))
+    return np.where(total > 0, (maps * masks).sum(axis=(1, 2)) / np.where(total > 0, total, 1), 0.0)

@@ -120,3 +120,37 @@ def test_rollout_on_the_patch_grid_is_the_product_of_the_layers():
     assert grid.shape == (2, 4, 4)
     np.testing.assert_allclose(grid, expected, atol=1e-5)
     assert explain.attention_rollout(model, x, residual=0.0).shape == (2, 16, 16)
+
+
+def _corner_reader(size=16):
+    # A model that only reads the top-left quarter: p = sigmoid(sum of those pixels - bias).
+    import keras
+
+    model = keras.Sequential([keras.Input((size, size, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(1, activation="sigmoid")])
+    region = np.zeros((size, size), bool)
+    region[: size // 2, : size // 2] = True
+    model.layers[-1].set_weights([region.reshape(-1, 1).astype("float32") * 0.2, np.array([-3.0], "float32")])
+    return model, region
+
+
+def test_occlusion_finds_the_only_region_the_model_reads():
+    model, region = _corner_reader()
+    x = np.random.default_rng(7).uniform(0.5, 1.0, (3, 16, 16)).astype("float32")
+    maps = explain.occlusion(model, x, patch=4, stride=2, fill=0.0)
+    assert maps.shape == (3, 16, 16) and maps.max() == pytest.approx(1) and maps.min() >= 0
+    assert maps[:, ~region].max() < 0.5  # windows that only touch other pixels change nothing
+    assert explain.pointing_game(maps, np.repeat(region[None], 3, 0)).all()
+    assert (explain.mass_inside(maps, np.repeat(region[None], 3, 0)) > 0.8).all()
+    with pytest.raises(ValueError, match="must tile"):
+        explain.occlusion(model, x, patch=5, stride=2)
+
+
+def test_map_scores_refuse_mismatched_or_empty_masks():
+    maps = np.ones((2, 8, 8))
+    with pytest.raises(ValueError, match="must both have shape"):
+        explain.mass_inside(maps, np.ones((2, 4, 4), bool))
+    with pytest.raises(ValueError, match="some masks are empty"):
+        explain.pointing_game(maps, np.zeros((2, 8, 8), bool))
+    with pytest.raises(ValueError, match="non-negative"):
+        explain.mass_inside(-maps, np.ones((2, 8, 8), bool))
