@@ -29,7 +29,7 @@ from medkit import config
 from medkit.config import Profile
 
 __version__ = "0.1.0"
-__all__ = ["setup", "Setup", "startup_log", "__version__"]
+__all__ = ["setup", "Setup", "quiet", "startup_log", "__version__"]
 
 #: What TensorFlow's C++ runtime wrote to stderr while :func:`setup` imported
 #: it (start-up notices such as "Could not find cuda drivers"); kept here
@@ -91,6 +91,31 @@ def _capture_fd2():
             os.close(saved)
             sink.seek(0)
             captured["text"] = sink.read().decode(errors="replace")
+
+
+@contextlib.contextmanager
+def quiet():
+    """Hide what native code prints to stderr inside the block.
+
+    The TensorFlow Lite converter and the LiteRT interpreter print notices
+    from C++ (``fully_quantize: ...``, ``Created TensorFlow Lite XNNPACK
+    delegate``) that no setting turns off; Jupyter would show them under the
+    cell. Python warnings and errors are not affected, and if the block
+    raises, the hidden text is printed before the error, so nothing is lost.
+    Introduced in ``09_compression_deployment.ipynb``.
+
+    Examples
+    --------
+    >>> with quiet():
+    ...     _ = os.write(2, b"a native notice, not shown")
+    """
+    captured = {"text": ""}
+    try:
+        with _capture_fd2() as captured:
+            yield
+    except BaseException:
+        sys.stderr.write(captured["text"])
+        raise
 
 
 def setup(seed: int = 0, *, profile: str | None = None, dataset: str | None = None, verbose: bool = True) -> Setup:

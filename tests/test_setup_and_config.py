@@ -85,3 +85,18 @@ def test_import_changes_nothing():
     code = "import os, sys, medkit, medkit.data; print('tensorflow' in sys.modules, 'TF_CPP_MIN_LOG_LEVEL' in os.environ)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.stdout.split() == ["False", "False"], out.stderr
+
+
+def test_quiet_hides_native_stderr_but_not_errors(capfd):
+    import os
+
+    import medkit
+
+    with medkit.quiet():
+        os.write(2, b"native notice\n")
+    assert "native notice" not in capfd.readouterr().err
+    with pytest.raises(RuntimeError, match="boom"):
+        with medkit.quiet():
+            os.write(2, b"context before the error\n")
+            raise RuntimeError("boom")
+    assert "context before the error" in capfd.readouterr().err
