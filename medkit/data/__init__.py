@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from medkit import config
-from medkit.data import medmnist, phantom
+from medkit.data import medmnist, phantom, records
 from medkit.data.core import Dataset, Split
 from medkit.data.folders import detect_layout, load_kermany, load_nih
 from medkit.data.pipeline import augmenter, class_weights, pipeline
@@ -31,6 +31,7 @@ __all__ = [
     "load_nih",
     "medmnist",
     "phantom",
+    "records",
     "pipeline",
     "augmenter",
     "class_weights",

@@ -23,7 +23,7 @@ import numpy as np
 
 from medkit.data.core import Split
 
-__all__ = ["pipeline", "augmenter", "class_weights"]
+__all__ = ["pipeline", "finish", "augmenter", "class_weights"]
 
 
 def augmenter(*, rotation_degrees: float = 5.0, shift: float = 0.05, zoom: float = 0.05, contrast: float = 0.1,
@@ -87,9 +87,7 @@ def pipeline(split: Split, *, image_size: int, batch_size: int = 64, training: b
     """
     import tensorflow as tf
 
-    if image_size < 8 or batch_size < 1:
-        raise ValueError(f"image_size must be >= 8 and batch_size >= 1; got {image_size!r} and {batch_size!r}.")
-    augment = training if augment is None else augment
+    _check_sizes(image_size, batch_size)
     labels = split.labels.astype(np.float32)
     if split.in_memory:
         ds = tf.data.Dataset.from_tensor_slices((split.images[..., None], labels))
@@ -100,6 +98,39 @@ def pipeline(split: Split, *, image_size: int, batch_size: int = 64, training: b
             return image, label
 
         ds = tf.data.Dataset.from_tensor_slices((split.paths, labels)).map(read, num_parallel_calls=tf.data.AUTOTUNE)
+    return finish(ds, image_size=image_size, batch_size=batch_size, training=training, augment=augment, seed=seed,
+                  cache=cache, shuffle_buffer=min(len(split), 10_000))
+
+
+def _check_sizes(image_size: int, batch_size: int) -> None:
+    if image_size < 8 or batch_size < 1:
+        raise ValueError(f"image_size must be >= 8 and batch_size >= 1; got {image_size!r} and {batch_size!r}.")
+
+
+def finish(ds, *, image_size: int, batch_size: int = 64, training: bool = False, augment: bool | None = None,
+           seed: int = 0, cache: bool | str = True, shuffle_buffer: int = 10_000):
+    """The steps every source shares, from decoded images to batches.
+
+    Parameters
+    ----------
+    ds : tf.data.Dataset
+        Unbatched ``(image, label)`` pairs: uint8 images (H, W, 1), float32
+        labels (K,). :func:`pipeline` and :func:`medkit.data.records.read_tfrecords`
+        make one.
+    image_size, batch_size, training, augment, seed, cache
+        As in :func:`pipeline`.
+    shuffle_buffer : int, default 10000
+        Images held for shuffling when training.
+
+    Returns
+    -------
+    tf.data.Dataset
+        As :func:`pipeline` returns.
+    """
+    import tensorflow as tf
+
+    _check_sizes(image_size, batch_size)
+    augment = training if augment is None else augment
 
     def prepare(image, label):
         image = tf.cast(image, tf.float32) / 255.0
@@ -110,7 +141,7 @@ def pipeline(split: Split, *, image_size: int, batch_size: int = 64, training: b
     if cache:
         ds = ds.cache() if cache is True else ds.cache(str(cache))
     if training:
-        ds = ds.shuffle(min(len(split), 10_000), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(max(1, shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
     if augment:
         # Sequential on purpose: the random layers draw from one seed state, and
