@@ -12,11 +12,15 @@ Introduced in ``01_chest_xray_data.ipynb``.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Split", "Dataset", "TASKS"]
+__all__ = ["Split", "Dataset", "TASKS", "Staging"]
 
 #: The tasks a dataset can pose.
 TASKS = ("binary", "multi-label")
@@ -130,3 +134,37 @@ class Dataset:
             cells = "".join(f"{f'{int(c)} ({c / max(len(split), 1):.0%})':>{w}}" for c, w in zip(counts, widths))
             rows.append(f"{split_name:<6}{len(split):>8}{cells}")
         return "\n".join(rows)
+
+
+class Staging:
+    """Write into a temporary sibling of ``target``; move it into place on success.
+
+    A context manager yielding the temporary path (a folder if ``is_dir``,
+    else a file). On an exception the temporary is deleted and ``target`` is
+    never created, so an interrupted writer leaves nothing half-written.
+    """
+
+    def __init__(self, target: Path, is_dir: bool):
+        self.target, self.is_dir = Path(target), is_dir
+
+    def __enter__(self) -> Path:
+        if self.target.exists():
+            raise FileExistsError(f"{self.target} already exists; choose a new path or delete it first.")
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        prefix = f".{self.target.name}."
+        if self.is_dir:
+            self.tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=self.target.parent))
+        else:
+            fd, name = tempfile.mkstemp(prefix=prefix, suffix=self.target.suffix, dir=self.target.parent)
+            os.close(fd)
+            self.tmp = Path(name)
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            os.replace(self.tmp, self.target)
+        elif self.is_dir:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        else:
+            self.tmp.unlink(missing_ok=True)
+        return False

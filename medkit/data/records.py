@@ -31,9 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from medkit.data.core import Split
+from medkit.data.core import Split, Staging
 from medkit.data.pipeline import finish
-from medkit.data.synthetic import _Staging
 
 __all__ = ["write_tfrecords", "read_tfrecords", "records_index", "example", "parse"]
 
@@ -111,7 +110,7 @@ def write_tfrecords(split: Split, folder: Path | str, *, shards: int = 8, class_
         raise ValueError(f"class_names has {len(class_names)} names but the labels have {k} columns.")
     folder = Path(folder)
     names, counts = [], []
-    with _Staging(folder, is_dir=True) as tmp:
+    with Staging(folder, is_dir=True) as tmp:
         for s, rows in enumerate(np.array_split(np.arange(n), shards)):
             name = f"shard-{s:05d}-of-{shards:05d}.tfrecord"
             with tf.io.TFRecordWriter(str(tmp / name)) as writer:

@@ -15,15 +15,12 @@ Introduced in ``01_chest_xray_data.ipynb``.
 from __future__ import annotations
 
 import csv
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from medkit.data import phantom
-from medkit.data.core import Dataset, Split
+from medkit.data.core import Dataset, Split, Staging
 from medkit.data.folders import NIH_LABELS
 
 __all__ = ["load_phantom", "write_medmnist", "write_kermany", "write_nih"]
@@ -98,35 +95,6 @@ def load_phantom(
     )
 
 
-class _Staging:
-    """Write into a temporary sibling of ``target``; move it into place on success."""
-
-    def __init__(self, target: Path, is_dir: bool):
-        self.target, self.is_dir = Path(target), is_dir
-
-    def __enter__(self) -> Path:
-        if self.target.exists():
-            raise FileExistsError(f"{self.target} already exists; choose a new path or delete it first.")
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        prefix = f".{self.target.name}."
-        if self.is_dir:
-            self.tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=self.target.parent))
-        else:
-            fd, name = tempfile.mkstemp(prefix=prefix, suffix=self.target.suffix, dir=self.target.parent)
-            os.close(fd)
-            self.tmp = Path(name)
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            os.replace(self.tmp, self.target)
-        elif self.is_dir:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-        else:
-            self.tmp.unlink(missing_ok=True)
-        return False
-
-
 def _require_images(dataset: Dataset) -> None:
     if not all(s.in_memory for s in dataset.splits.values()):
         raise ValueError("only in-memory datasets (the phantom, MedMNIST) can be written out.")
@@ -140,7 +108,7 @@ def write_medmnist(dataset: Dataset, path: Path | str) -> Path:
     for name, split in dataset.splits.items():
         arrays[f"{name}_images"] = split.images
         arrays[f"{name}_labels"] = split.labels.astype(np.uint8)
-    with _Staging(path, is_dir=False) as tmp:
+    with Staging(path, is_dir=False) as tmp:
         np.savez_compressed(tmp, **arrays)
     return path
 
@@ -162,7 +130,7 @@ def write_kermany(dataset: Dataset, root: Path | str) -> Path:
     if dataset.task != "binary":
         raise ValueError("the Kermany layout is binary (NORMAL / PNEUMONIA); load the phantom with labels='pneumonia'.")
     root = Path(root)
-    with _Staging(root, is_dir=True) as tmp:
+    with Staging(root, is_dir=True) as tmp:
         count = 0
         for name, split in dataset.splits.items():
             for cls in ("NORMAL", "PNEUMONIA"):
@@ -190,7 +158,7 @@ def write_nih(dataset: Dataset, root: Path | str, *, images_per_patient: int = 3
         raise ValueError(f"these classes have no NIH label: {unknown}; NIH knows {', '.join(NIH_LABELS)}.")
     rng = np.random.default_rng(seed)
     root = Path(root)
-    with _Staging(root, is_dir=True) as tmp:
+    with Staging(root, is_dir=True) as tmp:
         (tmp / "images").mkdir()
         rows, lists = [], {"train_val_list.txt": [], "test_list.txt": []}
         patient = 0
