@@ -130,6 +130,12 @@ def fit(build, ds, *, profile=None, image_size: int | None = None, epochs: int |
             loss=keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing),
             metrics=[keras.metrics.AUC(name="auc", multi_label=ds.task != "binary")],
         )
+        # Create the optimizer's slots now. Left to Keras, they are created while
+        # the training step is first traced into a graph, and TensorFlow then
+        # traces it a second time; for a 13-layer ResNet that is about 3 s more
+        # per fit on a 2-core CPU. The values are the same either way.
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
     throughput = gpu.ThroughputCallback(len(ds.train), verbose=False)
     callbacks = [
         _learning_rate_log(model),
