@@ -216,13 +216,21 @@ def strategy():
     Returns a :class:`tf.distribute.MirroredStrategy` when at least one GPU
     is present (one replica per GPU, gradients summed across them) and the
     default strategy otherwise, so ``with strategy().scope():`` works
-    everywhere.
+    everywhere. Every call returns the same strategy: variables belong to
+    the strategy that created them, so a model built under one call's scope
+    can be trained again under the next.
     """
     import tensorflow as tf
 
-    if tf.config.list_logical_devices("GPU"):
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
+    gpus = tuple(device.name for device in tf.config.list_logical_devices("GPU"))
+    if not gpus:
+        return tf.distribute.get_strategy()
+    if gpus not in _MIRRORED:
+        _MIRRORED[gpus] = tf.distribute.MirroredStrategy()
+    return _MIRRORED[gpus]
+
+
+_MIRRORED = {}  # one MirroredStrategy per set of GPUs, created on first use
 
 
 def global_batch_size(per_replica: int, strat=None) -> int:

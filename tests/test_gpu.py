@@ -33,6 +33,21 @@ def test_report_formats_a_gpu():
     assert "NVIDIA A100 (/physical_device:GPU:0), compute capability 8.0, 40960 MiB" in str(report)
 
 
+def test_strategy_is_created_once(monkeypatch):
+    # With GPUs present, strategy() returns one MirroredStrategy for the session, so a model built under one call's
+    # scope can be compiled under the next. Faked here: the logical device list names a GPU, and MirroredStrategy,
+    # finding none, mirrors over the CPU.
+    import tensorflow as tf
+
+    real = tf.config.list_logical_devices
+    monkeypatch.setattr(tf.config, "list_logical_devices", lambda kind=None: (
+        [tf.config.LogicalDevice("/device:GPU:0", "GPU")] if kind == "GPU" else real(kind)))
+    monkeypatch.setattr(gpu, "_MIRRORED", {})
+    first = gpu.strategy()
+    assert isinstance(first, tf.distribute.MirroredStrategy)
+    assert gpu.strategy() is first
+
+
 def test_strategy_and_batch_on_cpu(no_gpu):
     strat = gpu.strategy()
     assert strat.num_replicas_in_sync == 1
