@@ -18,6 +18,21 @@ def test_fit_selects_on_validation_and_reports(tiny_phantom, tmp_path):
     assert p.shape == (len(tiny_phantom.test), 1) and ((0 <= p) & (p <= 1)).all()
 
 
+def test_fit_traces_the_training_step_once(tiny_phantom):
+    # The optimizer is built before fitting; left to Keras, its variables would be created during the first trace
+    # and TensorFlow would trace the training step a second time. Python code in train_step runs once per trace.
+    traces = []
+
+    def build():
+        model = models.small_cnn(32, width=4)
+        step = model.train_step
+        model.train_step = lambda data: (traces.append(1), step(data))[1]
+        return model
+
+    train.fit(build, tiny_phantom, image_size=32, epochs=2, batch_size=16, patience=2, verbose=False)
+    assert len(traces) == 1
+
+
 def test_fit_refuses_bad_settings(tiny_phantom):
     with pytest.raises(ValueError, match="at least 1"):
         train.fit(lambda: models.small_cnn(32), tiny_phantom, epochs=0)
