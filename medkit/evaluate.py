@@ -15,8 +15,20 @@ flagged), specificity (the share of normal films passed), precision
 
 How far a test AUC can be trusted depends on how many films it was
 measured on: :func:`auc_ci` gives a bootstrap confidence interval (the
-films resampled with replacement, the AUC recomputed each time), and
-:func:`bootstrap_ci` does the same for any metric.
+positive and the negative films each resampled with replacement, the AUC
+recomputed each time), and :func:`bootstrap_ci` does the same for any
+metric. A share of films (sensitivity, specificity, accuracy) gets a
+Wilson interval (:func:`proportion_ci`, :func:`binary_metrics_ci`).
+
+Comparing two models takes more than two intervals:
+
+- one training run is an anecdote, since the weights change with the seed,
+  the CPU and the thread count: :func:`over_seeds` runs a recipe for several
+  seeds and reports each metric as mean ± standard deviation;
+- two models scored on the same test films are correlated, so their
+  difference is tested as a pair: DeLong's test (:func:`delong_test`) and a
+  paired bootstrap of the difference (:func:`paired_bootstrap`). Whether
+  two separate intervals overlap is not such a test.
 
 Before a model is used, its threshold is chosen on the validation split
 (:func:`threshold_for_sensitivity`), and its probabilities are checked for
@@ -24,17 +36,22 @@ calibration (:func:`calibration_error`) and, if need be, rescaled with one
 temperature fitted on validation (:func:`fit_temperature`).
 
 Introduced in ``01_chest_xray_data.ipynb``; ``binary_metrics`` in
-``02_hog_lbp_random_forest.ipynb``; ``auc_ci`` in ``06_resnet.ipynb``;
-the rest in ``08_evaluation_explainability.ipynb``.
+``02_hog_lbp_random_forest.ipynb``; ``over_seeds`` and ``delong_test`` in
+``04_cnn.ipynb``; ``auc_ci`` in ``06_resnet.ipynb``; the rest in
+``08_evaluation_explainability.ipynb``.
 """
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
 
 __all__ = ["auc", "auc_ci", "bootstrap_ci", "Interval", "accuracy", "binary_metrics", "format_metrics",
+           "proportion_ci", "binary_metrics_ci", "Comparison", "delong_test", "paired_bootstrap",
+           "SeedRuns", "over_seeds",
            "threshold_for_sensitivity", "calibration_error", "fit_temperature", "apply_temperature"]
 
 
@@ -90,13 +107,13 @@ class Interval(NamedTuple):
 
 
 def auc_ci(y_true, y_score, *, level: float = 0.95, n_resamples: int = 1000, seed: int = 0) -> Interval:
-    """ROC AUC with a percentile bootstrap confidence interval.
+    """ROC AUC with a stratified percentile bootstrap confidence interval.
 
-    The films are resampled with replacement ``n_resamples`` times (labels
-    and scores together, :func:`scipy.stats.bootstrap` with
-    ``paired=True``) and the AUC recomputed; the interval holds the middle
+    The positive films and the negative films are each resampled with
+    replacement, ``n_resamples`` times, keeping their counts (labels and
+    scores together), and the AUC recomputed; the interval holds the middle
     ``level`` of those AUCs. It reflects the sampling of the test films,
-    not the randomness of training.
+    not the randomness of training (for that, see :func:`over_seeds`).
 
     Parameters
     ----------
@@ -124,14 +141,46 @@ def auc_ci(y_true, y_score, *, level: float = 0.95, n_resamples: int = 1000, see
     return bootstrap_ci(roc_auc_score, y_true, y_score, level=level, n_resamples=n_resamples, seed=seed)
 
 
+def _binary_columns(y_true, y_score, what):
+    y_true, y_score = _check(y_true, y_score)
+    if y_true.shape[1] != 1:
+        raise ValueError(f"{what} needs one label column; got {y_true.shape[1]}. Pass one class at a time.")
+    t = y_true[:, 0]
+    if not np.isin(t, (0, 1)).all():
+        raise ValueError(f"labels must be 0 or 1; found {sorted(np.unique(t).tolist())[:5]}.")
+    if len(np.unique(t)) < 2:
+        raise ValueError("the labels hold only one class, so the metric is undefined; "
+                         "evaluate on a split with positive and negative examples.")
+    return t.astype(int), y_score[:, 0]
+
+
+def _stratified_resamples(t, n_resamples, seed):
+    """Index arrays, one per resample: positives and negatives each drawn with replacement at their own count."""
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be at least 1; got {n_resamples!r}.")
+    rng = np.random.default_rng(seed)
+    pos, neg = np.flatnonzero(t == 1), np.flatnonzero(t == 0)
+    for _ in range(n_resamples):
+        yield np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))])
+
+
+def _check_level(level):
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be a probability in (0, 1), such as 0.95; got {level!r}.")
+
+
 def bootstrap_ci(metric, y_true, y_score, *, level: float = 0.95, n_resamples: int = 1000,
                  seed: int = 0) -> Interval:
-    """Any metric of (labels, scores) with a percentile bootstrap confidence interval.
+    """Any metric of (labels, scores) with a stratified percentile bootstrap confidence interval.
 
     As :func:`auc_ci`, for a metric such as
     :func:`sklearn.metrics.average_precision_score` (the area under the
-    precision-recall curve). Resamples that hold only one class are left
-    out, since most metrics are undefined on them.
+    precision-recall curve). The positives and the negatives are resampled
+    separately, each at its own count, so every resample holds both classes
+    (a metric such as the AUC is undefined otherwise) and the prevalence of
+    the test split, which was fixed when the split was drawn, stays fixed.
+    On a small test split this matters: with 2 positives in 12 films, a
+    resample of all 12 films draws no positive one time in six.
 
     Parameters
     ----------
@@ -151,24 +200,338 @@ def bootstrap_ci(metric, y_true, y_score, *, level: float = 0.95, n_resamples: i
     >>> est.low < est.value < est.high
     True
     """
+    _check_level(level)
+    t, s = _binary_columns(y_true, y_score, "a confidence interval")
+    values = np.array([metric(t[idx], s[idx]) for idx in _stratified_resamples(t, n_resamples, seed)], np.float64)
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(values, [alpha, 1.0 - alpha])
+    return Interval(float(metric(t, s)), float(low), float(high))
+
+
+def proportion_ci(successes: int, n: int, *, level: float = 0.95) -> Interval:
+    """A share ``successes / n`` with its Wilson score interval.
+
+    The Wilson interval (Wilson 1927) keeps its coverage near ``level`` for
+    small ``n`` and for shares near 0 or 1, where the textbook
+    ``p ± 1.96 sqrt(p (1 - p) / n)`` fails (it gives ``[1, 1]`` for 20 of 20).
+    Computed by :meth:`scipy.stats.binomtest(...).proportion_ci
+    <scipy.stats._result_classes.BinomTestResult.proportion_ci>`.
+
+    Parameters
+    ----------
+    successes : int
+        Films counted (e.g. true positives).
+    n : int
+        Films in all (e.g. every positive film), at least 1.
+    level : float, default 0.95
+
+    Examples
+    --------
+    >>> print(proportion_ci(20, 20))
+    1.000 [0.839, 1.000]
+    >>> print(proportion_ci(45, 50))
+    0.900 [0.786, 0.957]
+    """
     from scipy import stats
 
-    y_true, y_score = _check(y_true, y_score)
-    if y_true.shape[1] != 1:
-        raise ValueError(f"a confidence interval needs one label column; got {y_true.shape[1]}. "
-                         "Pass one class at a time.")
-    t, s = y_true[:, 0], y_score[:, 0]
-    if len(np.unique(t)) < 2:
-        raise ValueError("the labels hold only one class, so the metric is undefined; "
-                         "evaluate on a split with positive and negative examples.")
+    _check_level(level)
+    if not (isinstance(n, (int, np.integer)) and isinstance(successes, (int, np.integer))) or n < 1 \
+            or not 0 <= successes <= n:
+        raise ValueError(f"need whole numbers 0 <= successes <= n and n >= 1; got successes={successes!r}, n={n!r}.")
+    ci = stats.binomtest(int(successes), int(n)).proportion_ci(confidence_level=level, method="wilson")
+    return Interval(successes / n, float(ci.low), float(ci.high))
 
-    def statistic(t, s):
-        return metric(t, s) if 0 < t.sum() < len(t) else np.nan
 
-    result = stats.bootstrap((t, s), statistic, paired=True, vectorized=False, n_resamples=n_resamples,
-                             confidence_level=level, method="percentile", rng=np.random.default_rng(seed))
-    low, high = result.confidence_interval
-    return Interval(float(metric(t, s)), float(low), float(high))
+def binary_metrics_ci(y_true, y_prob, threshold: float = 0.5, *, level: float = 0.95) -> dict:
+    """Sensitivity, specificity and accuracy at ``threshold``, each with its Wilson interval.
+
+    Each is a share of films: sensitivity of the positive films, specificity
+    of the negative ones, accuracy of all, so each has a binomial interval
+    (:func:`proportion_ci`). The threshold must come from the validation
+    split, not from the films scored here.
+
+    Returns
+    -------
+    dict of str to Interval
+        ``sensitivity``, ``specificity``, ``accuracy``.
+
+    Examples
+    --------
+    >>> m = binary_metrics_ci([0, 0, 0, 1, 1], [0.1, 0.2, 0.7, 0.6, 0.9])
+    >>> print(m["sensitivity"], m["specificity"], sep="   ")
+    1.000 [0.342, 1.000]   0.667 [0.208, 0.939]
+    """
+    t, p = _binary_columns(y_true, y_prob, "binary_metrics_ci")
+    called = p >= threshold
+    tp, tn = int((called & (t == 1)).sum()), int((~called & (t == 0)).sum())
+    n_pos, n_neg = int(t.sum()), int(len(t) - t.sum())
+    return {
+        "sensitivity": proportion_ci(tp, n_pos, level=level),
+        "specificity": proportion_ci(tn, n_neg, level=level),
+        "accuracy": proportion_ci(tp + tn, len(t), level=level),
+    }
+
+
+class Comparison(NamedTuple):
+    """A paired comparison of two models on the same films.
+
+    Attributes
+    ----------
+    difference : float
+        Metric of model a minus metric of model b.
+    low, high : float
+        Confidence interval of the difference.
+    p_value : float
+        Two-sided, for "no difference".
+    """
+
+    difference: float
+    low: float
+    high: float
+    p_value: float
+
+    def __str__(self) -> str:
+        return f"{self.difference:+.3f} [{self.low:+.3f}, {self.high:+.3f}], p = {self.p_value:.3g}"
+
+
+def _delong_components(t, scores):
+    """AUCs and DeLong's structural components, by midranks (Sun and Xu 2014).
+
+    ``scores`` is (k, N). Returns ``auc`` (k,), ``v10`` (k, m) for the m
+    positives and ``v01`` (k, n) for the n negatives.
+    """
+    from scipy.stats import rankdata
+
+    pos, neg = scores[:, t == 1], scores[:, t == 0]
+    m, n = pos.shape[1], neg.shape[1]
+    tz = rankdata(np.concatenate([pos, neg], axis=1), axis=1)  # midranks among all films
+    tx = rankdata(pos, axis=1)  # among the positives only
+    ty = rankdata(neg, axis=1)  # among the negatives only
+    auc = (tz[:, :m].sum(axis=1) - m * (m + 1) / 2.0) / (m * n)
+    v10 = (tz[:, :m] - tx) / n  # per positive: the share of negatives it outscores (ties count 1/2)
+    v01 = 1.0 - (tz[:, m:] - ty) / m  # per negative: the share of positives that outscore it
+    return auc, v10, v01
+
+
+def delong_test(y_true, score_a, score_b, *, level: float = 0.95) -> Comparison:
+    """DeLong's test of the difference between two correlated ROC AUCs.
+
+    Two models scored on the same films make correlated errors, so the
+    variance of ``AUC_a - AUC_b`` is not the sum of their variances. DeLong
+    et al. (1988) estimate it from the structural components of the
+    Mann-Whitney statistic: for each positive film ``i``, ``V10_i``, the
+    share of negative films it outscores, and for each negative film ``j``,
+    ``V01_j``, the share of positives that outscore it (ties count a half).
+    With ``S10`` and ``S01`` their 2 x 2 covariance matrices over the ``m``
+    positives and ``n`` negatives, ``S = S10 / m + S01 / n`` and
+
+    ``z = (AUC_a - AUC_b) / sqrt(S_aa + S_bb - 2 S_ab)``,
+
+    compared with a standard normal. The components are computed from
+    midranks (Sun and Xu 2014), in O(N log N).
+
+    Parameters
+    ----------
+    y_true : array (N,) or (N, 1) of 0/1
+    score_a, score_b : arrays of the same shape
+        The two models' scores for the same films, in the same order.
+    level : float, default 0.95
+        Of the normal-theory interval of the difference.
+
+    Returns
+    -------
+    Comparison
+        ``AUC_a - AUC_b``, its interval and the two-sided p-value.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 2, 300)
+    >>> shared = rng.normal(0, 1, 300)
+    >>> better, worse = y + shared + rng.normal(0, 0.5, 300), 0.5 * y + shared + rng.normal(0, 0.5, 300)
+    >>> test = delong_test(y, better, worse)
+    >>> test.difference > 0, test.p_value < 0.001
+    (True, True)
+    """
+    from scipy.stats import norm
+
+    _check_level(level)
+    t, a = _binary_columns(y_true, score_a, "delong_test")
+    _, b = _binary_columns(y_true, score_b, "delong_test")
+    auc, v10, v01 = _delong_components(t, np.stack([a, b]))
+    s = np.cov(v10) / v10.shape[1] + np.cov(v01) / v01.shape[1]
+    difference = float(auc[0] - auc[1])
+    sd = float(np.sqrt(max(s[0, 0] + s[1, 1] - 2 * s[0, 1], 0.0)))
+    if sd == 0.0:  # identical rankings: no difference and no spread
+        return Comparison(difference, difference, difference, 1.0 if difference == 0 else 0.0)
+    half = norm.ppf(0.5 + level / 2.0) * sd
+    p = float(2.0 * norm.sf(abs(difference) / sd))
+    return Comparison(difference, difference - half, difference + half, p)
+
+
+def paired_bootstrap(metric, y_true, score_a, score_b, *, level: float = 0.95, n_resamples: int = 1000,
+                     seed: int = 0) -> Comparison:
+    """The difference ``metric(a) - metric(b)`` on the same films, with a paired bootstrap interval.
+
+    Each resample draws one set of films (stratified, as in
+    :func:`bootstrap_ci`) and scores both models on it, so what the two
+    models share cancels out in the difference. The interval holds the
+    middle ``level`` of the resampled differences; the p-value is twice the
+    share of resampled differences on the far side of zero (at most 1).
+
+    Parameters
+    ----------
+    metric : callable
+        ``metric(y_true, y_score) -> float`` on 1-D arrays, e.g.
+        :func:`sklearn.metrics.roc_auc_score`, or a threshold metric
+        written as a function of the scores.
+    y_true : array (N,) or (N, 1) of 0/1
+    score_a, score_b : arrays of the same shape
+    level, n_resamples, seed
+        As in :func:`bootstrap_ci`.
+
+    Examples
+    --------
+    >>> from sklearn.metrics import roc_auc_score
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 2, 300)
+    >>> shared = rng.normal(0, 1, 300)
+    >>> test = paired_bootstrap(roc_auc_score, y, y + shared, 0.5 * y + shared, n_resamples=300)
+    >>> test.low > 0
+    True
+    """
+    _check_level(level)
+    t, a = _binary_columns(y_true, score_a, "paired_bootstrap")
+    _, b = _binary_columns(y_true, score_b, "paired_bootstrap")
+    diffs = np.array([metric(t[idx], a[idx]) - metric(t[idx], b[idx])
+                      for idx in _stratified_resamples(t, n_resamples, seed)], np.float64)
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(diffs, [alpha, 1.0 - alpha])
+    p = min(1.0, 2.0 * min((diffs <= 0).mean(), (diffs >= 0).mean()))
+    return Comparison(float(metric(t, a) - metric(t, b)), float(low), float(high), float(p))
+
+
+@dataclass
+class SeedRuns:
+    """The results of one recipe trained with several seeds (what :func:`over_seeds` returns).
+
+    Attributes
+    ----------
+    name : str
+        What was run, for the printed summary.
+    seeds : list of int
+    metrics : dict of str to ndarray (n_seeds,)
+        Every number the recipe returned, one value per seed.
+    kept : dict of str to list
+        What was asked to be kept (test scores, models), one entry per seed.
+    seconds : list of float
+        Wall-clock time of each run.
+    """
+
+    name: str
+    seeds: list
+    metrics: dict = field(default_factory=dict)
+    kept: dict = field(default_factory=dict)
+    seconds: list = field(default_factory=list)
+
+    def mean(self, metric: str) -> float:
+        """Mean over seeds."""
+        return float(np.mean(self._values(metric)))
+
+    def sd(self, metric: str) -> float:
+        """Standard deviation over seeds (``ddof=1``; 0 for one seed)."""
+        values = self._values(metric)
+        return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+    def summary(self, metric: str, digits: int = 3) -> str:
+        """``"0.912 ± 0.008"``: the mean and standard deviation over seeds."""
+        return f"{self.mean(metric):.{digits}f} ± {self.sd(metric):.{digits}f}"
+
+    def _values(self, metric):
+        if metric not in self.metrics:
+            raise KeyError(f"no metric {metric!r}; the recipe returned {', '.join(self.metrics) or 'none'}.")
+        return self.metrics[metric]
+
+    def __str__(self) -> str:
+        names = list(self.metrics)
+        width = max([len(n) for n in names] + [6]) + 2
+        lines = [f"{self.name}: {len(self.seeds)} seeds", f"{'seed':<8}" + "".join(f"{n:>{width}}" for n in names)]
+        for i, seed in enumerate(self.seeds):
+            lines.append(f"{seed:<8}" + "".join(f"{self.metrics[n][i]:>{width}.3f}" for n in names))
+        lines.append(f"{'mean':<8}" + "".join(f"{self.mean(n):>{width}.3f}" for n in names))
+        lines.append(f"{'sd':<8}" + "".join(f"{self.sd(n):>{width}.3f}" for n in names))
+        return "\n".join(lines)
+
+
+def over_seeds(recipe, seeds=3, *, keep=(), name: str = "recipe", verbose: bool = True) -> SeedRuns:
+    """Run a training recipe once per seed and collect what it measures.
+
+    A trained network changes with its seed, and with the CPU and thread
+    count it trains on, even with TensorFlow's op determinism: one run says
+    little about the recipe. Compare recipes over several seeds (mean ±
+    standard deviation) and, when both are scored on the same test films,
+    with a paired test per seed (:func:`delong_test`).
+
+    Parameters
+    ----------
+    recipe : callable
+        ``recipe(seed) -> dict``. Numbers (``float``, ``int``, ``bool``) are
+        collected per seed into ``metrics``; anything else (an array of test
+        scores, a model) is kept only if its name is in ``keep``, and
+        otherwise dropped so that memory is freed after each run.
+    seeds : int or sequence of int, default 3
+        ``n`` means seeds ``0 .. n-1``.
+    keep : sequence of str
+        Names of non-numeric results to keep, e.g. ``("scores",)``.
+    name : str, default "recipe"
+        Shown in progress lines and the summary.
+    verbose : bool, default True
+        One line per seed: its numbers and time.
+
+    Returns
+    -------
+    SeedRuns
+
+    Examples
+    --------
+    >>> runs = over_seeds(lambda s: {"auc": 0.9 + 0.01 * s, "scores": np.zeros(3)}, 3, keep=("scores",),
+    ...                   verbose=False)
+    >>> runs.summary("auc"), len(runs.kept["scores"])
+    ('0.910 ± 0.010', 3)
+    """
+    seeds = list(range(seeds)) if isinstance(seeds, (int, np.integer)) else [int(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be a positive count or distinct whole numbers; got {seeds!r}.")
+    runs = SeedRuns(name=name, seeds=seeds)
+    collected = {}
+    for i, seed in enumerate(seeds):
+        start = time.perf_counter()
+        result = recipe(seed)
+        runs.seconds.append(time.perf_counter() - start)
+        if not isinstance(result, dict):
+            raise TypeError(f"recipe({seed}) returned {type(result).__name__}; it must return a dict of results, "
+                            "e.g. {'auc': ..., 'scores': ...}.")
+        numbers = {k: float(v) for k, v in result.items() if isinstance(v, (int, float, np.number, bool, np.bool_))}
+        if i == 0:
+            collected = {k: [] for k in numbers}
+            missing = [k for k in keep if k not in result]
+            if missing:
+                raise KeyError(f"keep names {missing}, which recipe({seed}) did not return; it returned {list(result)}.")
+            runs.kept = {k: [] for k in keep}
+        if set(numbers) != set(collected):
+            raise ValueError(f"recipe({seed}) returned the numbers {sorted(numbers)}, but seed {seeds[0]} returned "
+                             f"{sorted(collected)}; every seed must return the same ones.")
+        for k, v in numbers.items():
+            collected[k].append(v)
+        for k in keep:
+            runs.kept[k].append(result[k])
+        if verbose:
+            shown = "  ".join(f"{k} {result[k]}" if isinstance(result[k], (int, np.integer)) else f"{k} {v:.3f}"
+                              for k, v in numbers.items())
+            print(f"[{name}] seed {seed} ({i + 1}/{len(seeds)}): {shown}  ({runs.seconds[-1]:.0f} s)", flush=True)
+        del result  # frees a model that was not asked to be kept
+    runs.metrics = {k: np.asarray(v) for k, v in collected.items()}
+    return runs
 
 
 def accuracy(y_true, y_prob, threshold: float = 0.5) -> float:

@@ -10,6 +10,21 @@ the classes of a binary task, schedules the learning rate with cosine
 decay, stops early on the validation AUC and keeps the best weights, and
 reports throughput each epoch.
 
+It changes no global state: the Keras dtype policy is restored after the
+model is built, and the seed reaches the weights' initialisers and the
+input pipeline without reseeding Python, NumPy or TensorFlow for the rest
+of the notebook. So two fits in a row do not depend on each other, and a
+learner's own random draws after a fit are the ones they would get without
+it.
+
+The training AUC that Keras logs each epoch is a running mean over
+batches in *training mode* (augmented films, dropout on, batch
+normalisation on batch statistics) while the weights move; the validation
+AUC is measured in *inference mode* after the epoch. To compare like with
+like, :class:`FitResult` also gives ``train_auc``, the training split's AUC
+in inference mode with the kept weights (and, with ``track_train=True``,
+the same figure after every epoch).
+
 Model selection uses the validation split only; the test split is left to
 the caller, once.
 
@@ -18,12 +33,14 @@ Introduced in ``04_cnn.ipynb``.
 
 from __future__ import annotations
 
+import contextlib
+import random
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["FitResult", "fit", "predict"]
+__all__ = ["FitResult", "fit", "predict", "seeded"]
 
 
 @dataclass
@@ -33,15 +50,23 @@ class FitResult:
     Attributes
     ----------
     model : keras.Model
-        With the weights of the best validation epoch.
+        With the weights of the kept epoch (the best on validation, or the
+        last with ``keep="last"``).
     history : dict of str to list of float
-        Per-epoch ``loss``, ``auc``, ``val_loss``, ``val_auc`` (and ``lr``).
+        Per-epoch ``loss`` and ``auc`` (running means in training mode),
+        ``val_loss`` and ``val_auc`` (inference mode), ``lr``, and with
+        ``track_train=True`` ``train_auc`` (inference mode).
     best_epoch : int
         1-based epoch whose weights were kept.
     seconds : float
         Wall-clock training time.
     images_per_second : list of float
         Training throughput per epoch.
+    train_auc : float
+        AUC on the training split (not augmented) in inference mode, with
+        the kept weights: the figure to set beside ``val_auc``.
+    val_auc : float
+        Validation AUC of the kept epoch.
     """
 
     model: object
@@ -49,6 +74,42 @@ class FitResult:
     best_epoch: int = 0
     seconds: float = 0.0
     images_per_second: list = field(default_factory=list)
+    train_auc: float = float("nan")
+    val_auc: float = float("nan")
+
+
+@contextlib.contextmanager
+def seeded(seed: int):
+    """Seed Python's and NumPy's global generators inside the block, and restore them after.
+
+    Keras draws the default seed of every initialiser and dropout layer from
+    Python's :mod:`random` when the layer is created, so building a model in
+    this block makes its weights depend on ``seed`` alone, while the
+    generators a notebook uses before and after go on as if the block had
+    not run. Introduced in ``04_cnn.ipynb``.
+
+    Examples
+    --------
+    >>> import random
+    >>> random.seed(1)
+    >>> with seeded(0):
+    ...     inside = random.random()
+    >>> after = random.random()
+    >>> random.seed(1)
+    >>> random.random() == after  # the global stream went on as if the block had not run
+    True
+    >>> random.seed(0)
+    >>> random.random() == inside
+    True
+    """
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    random.seed(seed)
+    np.random.seed(seed)  # restored below; a builder may draw from NumPy's global generator
+    try:
+        yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
 
 
 def _learning_rate_log(model):
@@ -64,21 +125,53 @@ def _learning_rate_log(model):
     return LearningRateLog()
 
 
+def _train_auc_log(model, train_eval, multi_label):
+    """A callback adding the training split's AUC in inference mode to each epoch's logs."""
+    import keras
+
+    class TrainAUC(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["train_auc"] = _auc_of(model, train_eval, multi_label)
+
+    return TrainAUC()
+
+
+def _auc_of(model, batches, multi_label):
+    """AUC of ``model`` on a pipeline of (images, labels), in inference mode."""
+    from medkit import evaluate
+
+    labels = np.concatenate([y.numpy() for _, y in batches])
+    scores = np.asarray(model.predict(batches, verbose=0))
+    if not multi_label:
+        return evaluate.auc(labels, scores)
+    present = [k for k in range(labels.shape[1]) if 0 < labels[:, k].sum() < len(labels)]
+    return evaluate.auc(labels[:, present], scores[:, present])
+
+
+def _input_size(model):
+    shape = model.input_shape
+    return shape[1] if isinstance(shape, tuple) and len(shape) == 4 and shape[1] == shape[2] else None
+
+
 def fit(build, ds, *, profile=None, image_size: int | None = None, epochs: int | None = None,
         batch_size: int | None = None, learning_rate: float = 1e-3, weight_decay: float = 0.0,
         label_smoothing: float = 0.0, augment: bool = True, class_weight: bool = True, patience: int = 4,
-        checkpoint: str | None = None, seed: int = 0, verbose: bool = True) -> FitResult:
+        keep: str = "best", track_train: bool = False, checkpoint: str | None = None, callbacks=(),
+        seed: int = 0, verbose: bool = True) -> FitResult:
     """Train ``build()`` on ``ds.train``, selecting the epoch on ``ds.val``.
 
     Parameters
     ----------
     build : callable
         Returns an uncompiled ``keras.Model`` with sigmoid outputs, one per
-        class; called inside the device strategy's scope.
+        class; called inside the device strategy's scope, with Python's and
+        NumPy's generators seeded by ``seed`` (see :func:`seeded`).
     ds : medkit.data.Dataset
     profile : medkit.config.Profile, optional
-        Default: the active profile (image size, batch size, epochs).
-    image_size, epochs, batch_size : int, optional
+        Default: the active profile (batch size, epochs).
+    image_size : int, optional
+        Default: the model's input size. Films are resized to it.
+    epochs, batch_size : int, optional
         Override the profile.
     learning_rate : float, default 1e-3
         Peak learning rate of AdamW, decayed to 0 by a cosine over the run.
@@ -91,11 +184,22 @@ def fit(build, ds, *, profile=None, image_size: int | None = None, epochs: int |
     class_weight : bool, default True
         Weight the classes of a binary task so each counts equally.
     patience : int, default 4
-        Stop after this many epochs without a better validation AUC.
+        With ``keep="best"``: stop after this many epochs without a better
+        validation AUC.
+    keep : {"best", "last"}, default "best"
+        ``"best"`` keeps the weights of the best validation epoch and stops
+        early; ``"last"`` trains every epoch and keeps the last, so that runs
+        compared with one another stop at the same step.
+    track_train : bool, default False
+        Also measure the training split's AUC in inference mode after every
+        epoch (``history["train_auc"]``; one extra pass over the training
+        films per epoch).
     checkpoint : str, optional
-        Also save the best model to this ``.keras`` file.
+        Also save the kept model to this ``.keras`` file.
+    callbacks : sequence of keras.callbacks.Callback, optional
+        More callbacks, run after the kit's own each epoch.
     seed : int, default 0
-        Seeds weights, shuffling and augmentation.
+        Seeds the weights, the shuffling and the augmentation.
     verbose : bool, default True
         One line per epoch: losses, AUCs, learning rate, images per second.
 
@@ -109,53 +213,84 @@ def fit(build, ds, *, profile=None, image_size: int | None = None, epochs: int |
     from medkit.data.pipeline import class_weights, pipeline
 
     profile = profile or config.profile()
-    image_size = profile.image_size if image_size is None else image_size
     epochs = profile.epochs if epochs is None else epochs
     if epochs < 1 or patience < 1:
         raise ValueError(f"epochs and patience must be at least 1; got {epochs!r} and {patience!r}.")
+    if keep not in ("best", "last"):
+        raise ValueError(f"keep must be 'best' (the best validation epoch) or 'last'; got {keep!r}.")
     if checkpoint is not None and not str(checkpoint).endswith(".keras"):
         raise ValueError(f"checkpoint must be a .keras file name; got {checkpoint!r}.")
     batch = gpu.global_batch_size(profile.batch_size if batch_size is None else batch_size)
+    steps = int(np.ceil(len(ds.train) / batch)) * epochs
+    multi_label = ds.task != "binary"
+
+    policy = keras.mixed_precision.global_policy()
+    try:
+        gpu.use_mixed_precision()  # float16 compute only on GPUs with tensor cores; float32 elsewhere
+        with gpu.strategy().scope(), seeded(seed):
+            model = build()
+            schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
+            model.compile(
+                optimizer=keras.optimizers.AdamW(schedule, weight_decay=weight_decay),
+                loss=keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing),
+                metrics=[keras.metrics.AUC(name="auc", multi_label=multi_label)],
+            )
+            # Create the optimizer's slots now. Left to Keras, they are created while
+            # the training step is first traced into a graph, and TensorFlow then
+            # traces it a second time; for a 13-layer ResNet that is about 3 s more
+            # per fit on a 2-core CPU. The values are the same either way.
+            if not model.optimizer.built:
+                model.optimizer.build(model.trainable_variables)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)  # the model keeps its own; later models get the caller's
+
+    n_labels = ds.train.labels.shape[1]
+    if model.output_shape[-1] != n_labels:
+        raise ValueError(
+            f"the model has {model.output_shape[-1]} outputs but {ds.name} has {n_labels} label column(s) "
+            f"({', '.join(ds.class_names)}); build it with one sigmoid output per class, e.g. "
+            f"models.small_cnn(size, {n_labels})."
+        )
+    model_size = _input_size(model)
+    if image_size is None:
+        image_size = model_size or profile.image_size
+    elif model_size is not None and image_size != model_size:
+        raise ValueError(f"image_size={image_size} but the model takes {model_size} px films; "
+                         "leave image_size out to use the model's, or build the model for that size.")
     train = pipeline(ds.train, image_size=image_size, batch_size=batch, training=True, augment=augment, seed=seed)
     val = pipeline(ds.val, image_size=image_size, batch_size=batch)
-    steps = int(np.ceil(len(ds.train) / batch)) * epochs
+    train_eval = pipeline(ds.train, image_size=image_size, batch_size=batch)  # not shuffled, not augmented
 
-    keras.utils.set_random_seed(seed)
-    gpu.use_mixed_precision()  # float16 compute only on GPUs with tensor cores; float32 elsewhere
-    with gpu.strategy().scope():
-        model = build()
-        schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
-        model.compile(
-            optimizer=keras.optimizers.AdamW(schedule, weight_decay=weight_decay),
-            loss=keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing),
-            metrics=[keras.metrics.AUC(name="auc", multi_label=ds.task != "binary")],
-        )
-        # Create the optimizer's slots now. Left to Keras, they are created while
-        # the training step is first traced into a graph, and TensorFlow then
-        # traces it a second time; for a 13-layer ResNet that is about 3 s more
-        # per fit on a 2-core CPU. The values are the same either way.
-        if not model.optimizer.built:
-            model.optimizer.build(model.trainable_variables)
     throughput = gpu.ThroughputCallback(len(ds.train), verbose=False)
-    callbacks = [
-        _learning_rate_log(model),
-        throughput,
-        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=patience, restore_best_weights=True),
-    ]
+    extra, callbacks = list(callbacks), [_learning_rate_log(model), throughput]
+    if track_train:
+        callbacks.append(_train_auc_log(model, train_eval, multi_label))
+    callbacks += extra
+    if keep == "best":
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=patience,
+                                                       restore_best_weights=True))
     if checkpoint is not None:
-        callbacks.append(keras.callbacks.ModelCheckpoint(checkpoint, monitor="val_auc", mode="max", save_best_only=True))
+        callbacks.append(keras.callbacks.ModelCheckpoint(checkpoint, monitor="val_auc", mode="max",
+                                                         save_best_only=keep == "best"))
     if verbose:
         callbacks.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: print(
             f"epoch {epoch + 1:>2}/{epochs}: loss {logs['loss']:.3f}  auc {logs['auc']:.3f}  "
-            f"val_loss {logs['val_loss']:.3f}  val_auc {logs['val_auc']:.3f}  lr {logs['lr']:.1e}  "
+            + (f"train_auc {logs['train_auc']:.3f}  " if track_train else "")
+            + f"val_loss {logs['val_loss']:.3f}  val_auc {logs['val_auc']:.3f}  lr {logs['lr']:.1e}  "
             f"{throughput.images_per_second[-1]:,.0f} images/s", flush=True)))
     weights = class_weights(ds.train.labels) if class_weight and ds.task == "binary" else None
     start = time.perf_counter()
     history = model.fit(train, validation_data=val, epochs=epochs, class_weight=weights, callbacks=callbacks,
                         shuffle=False, verbose=0)
     seconds = time.perf_counter() - start
-    best = int(np.argmax(history.history["val_auc"])) + 1
-    return FitResult(model, dict(history.history), best, seconds, list(throughput.images_per_second))
+    val_aucs = history.history["val_auc"]
+    kept = int(np.argmax(val_aucs)) + 1 if keep == "best" else len(val_aucs)
+    train_auc = _auc_of(model, train_eval, multi_label)
+    if verbose:
+        print(f"kept epoch {kept}: train_auc {train_auc:.3f} (inference mode)  val_auc {val_aucs[kept - 1]:.3f}",
+              flush=True)
+    return FitResult(model, dict(history.history), kept, seconds, list(throughput.images_per_second),
+                     train_auc=float(train_auc), val_auc=float(val_aucs[kept - 1]))
 
 
 def predict(model, split, *, image_size: int | None = None, batch_size: int = 256) -> np.ndarray:

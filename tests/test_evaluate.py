@@ -105,3 +105,129 @@ def test_temperature_scaling_keeps_the_ranking_and_lowers_the_log_loss():
     assert evaluate.auc(y, rescaled) == pytest.approx(evaluate.auc(y, overconfident))
     with pytest.raises(ValueError, match="temperature must be positive"):
         evaluate.apply_temperature(rescaled, 0.0)
+
+
+def _brute_force_delong(y, a, b):
+    # DeLong et al. (1988) written out pair by pair: psi(x, y) = 1, 1/2 or 0 for every positive-negative pair.
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    m, n = len(pos), len(neg)
+    v10, v01, aucs = [], [], []
+    for s in (a, b):
+        psi = (s[pos][:, None] > s[neg][None, :]) + 0.5 * (s[pos][:, None] == s[neg][None, :])
+        aucs.append(psi.mean())
+        v10.append(psi.mean(axis=1))  # one per positive
+        v01.append(psi.mean(axis=0))  # one per negative
+    s10 = np.array([[np.sum((v10[i] - aucs[i]) * (v10[j] - aucs[j])) / (m - 1) for j in (0, 1)] for i in (0, 1)])
+    s01 = np.array([[np.sum((v01[i] - aucs[i]) * (v01[j] - aucs[j])) / (n - 1) for j in (0, 1)] for i in (0, 1)])
+    cov = s10 / m + s01 / n
+    return aucs[0] - aucs[1], cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]
+
+
+def test_delong_matches_the_pairwise_definition_with_ties():
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(11)
+    y = rng.integers(0, 2, 60)
+    shared = rng.normal(0, 1, 60)
+    a = np.round(y + shared + rng.normal(0, 0.7, 60), 1)  # rounded, so there are ties within and across classes
+    b = np.round(0.6 * y + shared + rng.normal(0, 0.7, 60), 1)
+    diff, var = _brute_force_delong(y, a, b)
+    test = evaluate.delong_test(y, a, b)
+    assert abs(test.difference - diff) < 1e-8
+    assert abs(test.difference - (evaluate.auc(y, a) - evaluate.auc(y, b))) < 1e-8
+    assert abs(test.p_value - 2 * norm.sf(abs(diff) / np.sqrt(var))) < 1e-8
+    assert abs((test.high - test.low) - 2 * norm.ppf(0.975) * np.sqrt(var)) < 1e-8
+
+
+def test_delong_is_calibrated_when_two_models_are_equally_good():
+    # Two models with the same AUC by construction: about 5 % of test splits should give p < 0.05.
+    rng = np.random.default_rng(12)
+    p_values = []
+    for _ in range(400):
+        y = rng.integers(0, 2, 200)
+        shared = rng.normal(0, 1, 200)
+        p_values.append(evaluate.delong_test(y, y + shared + rng.normal(0, 1, 200),
+                                             y + shared + rng.normal(0, 1, 200)).p_value)
+    assert 0.02 < np.mean(np.array(p_values) < 0.05) < 0.09
+    same = evaluate.delong_test(y, shared, shared)
+    assert same.difference == 0 and same.p_value == 1.0
+
+
+def test_paired_bootstrap_agrees_with_delong_and_is_narrower_than_unpaired():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(13)
+    y = rng.integers(0, 2, 400)
+    shared = rng.normal(0, 1, 400)
+    a, b = y + shared + rng.normal(0, 0.5, 400), 0.7 * y + shared + rng.normal(0, 0.5, 400)
+    paired = evaluate.paired_bootstrap(roc_auc_score, y, a, b, n_resamples=500)
+    delong = evaluate.delong_test(y, a, b)
+    assert paired.difference == pytest.approx(delong.difference)
+    assert abs(paired.low - delong.low) < 0.015 and abs(paired.high - delong.high) < 0.015
+    # Separate intervals of the two AUCs overlap, though the paired difference is clearly positive.
+    ca, cb = evaluate.auc_ci(y, a, n_resamples=500), evaluate.auc_ci(y, b, n_resamples=500)
+    assert ca.low < cb.high and paired.low > 0 and delong.p_value < 0.01
+
+
+def test_bootstrap_ci_on_a_small_split_resamples_each_class():
+    # 2 positives in 12 films: a plain bootstrap draws no positive in about 1 resample of 6, and gave [nan, nan].
+    import warnings
+
+    y = np.array([0] * 10 + [1] * 2)
+    s = np.linspace(0, 1, 12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est = evaluate.auc_ci(y, s, n_resamples=300)
+    assert est.value == 1.0 and np.isfinite([est.low, est.high]).all() and est.low <= est.high <= 1.0
+    s_mixed = s.copy()
+    s_mixed[-1] = 0.05  # one positive now ranks below most negatives
+    mixed = evaluate.auc_ci(y, s_mixed, n_resamples=300)
+    assert mixed.low < mixed.value < mixed.high
+
+
+def test_wilson_interval_against_its_formula():
+    from scipy.stats import norm
+
+    z = norm.ppf(0.975)
+    for k, n in ((0, 10), (3, 10), (20, 20), (470, 500)):
+        p = k / n
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+        est = evaluate.proportion_ci(k, n)
+        assert est.value == p
+        assert est.low == pytest.approx(max(0.0, centre - half), abs=1e-12)
+        assert est.high == pytest.approx(min(1.0, centre + half), abs=1e-12)
+    with pytest.raises(ValueError, match="successes <= n"):
+        evaluate.proportion_ci(5, 3)
+
+
+def test_binary_metrics_ci_counts_the_right_films():
+    y = np.array([0] * 30 + [1] * 10)
+    p = np.concatenate([np.full(27, 0.1), np.full(3, 0.9), np.full(8, 0.8), np.full(2, 0.2)])
+    m = evaluate.binary_metrics_ci(y, p, threshold=0.5)
+    assert m["sensitivity"] == evaluate.proportion_ci(8, 10)
+    assert m["specificity"] == evaluate.proportion_ci(27, 30)
+    assert m["accuracy"] == evaluate.proportion_ci(35, 40)
+
+
+def test_over_seeds_collects_numbers_keeps_what_is_asked_and_checks_the_recipe(capsys):
+    def recipe(seed):
+        rng = np.random.default_rng(seed)
+        return {"auc": 0.8 + 0.01 * seed, "epochs": 3 + seed, "scores": rng.random(4), "model": object()}
+
+    runs = evaluate.over_seeds(recipe, [2, 5, 7], keep=("scores",), name="toy")
+    assert runs.seeds == [2, 5, 7] and list(runs.metrics) == ["auc", "epochs"]
+    np.testing.assert_allclose(runs.metrics["auc"], [0.82, 0.85, 0.87])
+    assert runs.mean("epochs") == pytest.approx(23 / 3) and runs.sd("auc") == pytest.approx(np.std([0.82, 0.85, 0.87], ddof=1))
+    assert set(runs.kept) == {"scores"} and len(runs.kept["scores"]) == 3
+    assert runs.summary("auc") == f"{np.mean([0.82, 0.85, 0.87]):.3f} ± {np.std([0.82, 0.85, 0.87], ddof=1):.3f}"
+    assert capsys.readouterr().out.count("[toy] seed") == 3
+    assert "mean" in str(runs) and "sd" in str(runs)
+    with pytest.raises(KeyError, match="did not return"):
+        evaluate.over_seeds(recipe, 1, keep=("weights",), verbose=False)
+    with pytest.raises(TypeError, match="must return a dict"):
+        evaluate.over_seeds(lambda s: 0.5, 2, verbose=False)
+    with pytest.raises(ValueError, match="same ones"):
+        evaluate.over_seeds(lambda s: {"auc": 0.5} if s == 0 else {"acc": 0.5}, 2, verbose=False)
+    with pytest.raises(ValueError, match="distinct"):
+        evaluate.over_seeds(recipe, [1, 1], verbose=False)

@@ -4,18 +4,117 @@ import pytest
 from medkit import explain, models, train
 
 
-def test_fit_selects_on_validation_and_reports(tiny_phantom, tmp_path):
+def _prediction_recorder(split):
+    """A callback recording the model's predictions for ``split`` after every epoch (in ``.per_epoch``)."""
+    import keras
+
+    class Record(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.per_epoch = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.per_epoch.append(train.predict(self.model, split))
+
+    return Record()
+
+
+def test_fit_keeps_the_weights_of_the_best_validation_epoch(tiny_phantom, tmp_path):
     ckpt = tmp_path / "best.keras"
-    result = train.fit(lambda: models.small_cnn(32, width=4), tiny_phantom, image_size=32, epochs=3, batch_size=16,
-                       patience=3, checkpoint=str(ckpt), verbose=False)
+    record = _prediction_recorder(tiny_phantom.val)
+    result = train.fit(lambda: models.small_cnn(32, width=4), tiny_phantom, epochs=4, batch_size=16, patience=4,
+                       checkpoint=str(ckpt), callbacks=[record], verbose=False)
     h = result.history
-    assert len(h["loss"]) == 3 and {"auc", "val_loss", "val_auc", "lr"} <= set(h)
+    assert len(h["loss"]) == 4 and {"auc", "val_loss", "val_auc", "lr"} <= set(h)
     assert h["lr"][-1] < h["lr"][0]  # cosine decay
-    assert result.best_epoch == int(np.argmax(h["val_auc"])) + 1
-    assert len(result.images_per_second) == 3 and all(r > 0 for r in result.images_per_second)
-    assert ckpt.is_file()
+    assert len(result.images_per_second) == 4 and all(r > 0 for r in result.images_per_second)
+    # The returned model predicts what it predicted after the kept epoch, and that epoch had the best val AUC.
+    kept = train.predict(result.model, tiny_phantom.val)
+    matches = [i + 1 for i, p in enumerate(record.per_epoch) if np.allclose(p, kept, atol=1e-6)]
+    assert result.best_epoch in matches and h["val_auc"][result.best_epoch - 1] == max(h["val_auc"])
+    assert result.val_auc == max(h["val_auc"])
+    assert len({round(float(p.sum()), 4) for p in record.per_epoch}) > 1, "the weights must change between epochs"
+    import keras
+
+    np.testing.assert_allclose(train.predict(keras.models.load_model(ckpt), tiny_phantom.val), kept, atol=1e-6)
     p = train.predict(result.model, tiny_phantom.test)
     assert p.shape == (len(tiny_phantom.test), 1) and ((0 <= p) & (p <= 1)).all()
+
+
+def test_fit_keep_last_trains_every_epoch_and_keeps_the_last(tiny_phantom):
+    record = _prediction_recorder(tiny_phantom.val)
+    result = train.fit(lambda: models.small_cnn(32, width=4), tiny_phantom, epochs=3, batch_size=16, patience=1,
+                       keep="last", callbacks=[record], verbose=False)
+    assert len(result.history["loss"]) == 3 and result.best_epoch == 3
+    np.testing.assert_allclose(train.predict(result.model, tiny_phantom.val), record.per_epoch[-1], atol=1e-6)
+    with pytest.raises(ValueError, match="keep must be"):
+        train.fit(lambda: models.small_cnn(32), tiny_phantom, keep="first")
+
+
+def test_fit_reports_the_training_auc_in_inference_mode(tiny_phantom):
+    from medkit import evaluate
+
+    result = train.fit(lambda: models.small_cnn(32, width=4, dropout=0.5), tiny_phantom, epochs=2, batch_size=16,
+                       track_train=True, verbose=False)
+    expected = evaluate.auc(tiny_phantom.train.labels, train.predict(result.model, tiny_phantom.train))
+    assert result.train_auc == pytest.approx(expected, abs=1e-9)
+    assert len(result.history["train_auc"]) == 2
+    assert result.history["train_auc"][result.best_epoch - 1] == pytest.approx(expected, abs=1e-9)
+
+
+def test_fit_changes_no_global_state(tiny_phantom):
+    import random
+
+    import keras
+
+    np.random.seed(123)
+    random.seed(123)
+    expected = (np.random.random(), random.random())
+    np.random.seed(123)
+    random.seed(123)
+    policy = keras.mixed_precision.global_policy().name
+    train.fit(lambda: models.small_cnn(32, width=4), tiny_phantom, epochs=1, batch_size=16, seed=7, verbose=False)
+    assert (np.random.random(), random.random()) == expected
+    assert keras.mixed_precision.global_policy().name == policy
+
+
+def test_fit_restores_the_dtype_policy_after_building_in_mixed_precision(tiny_phantom, monkeypatch):
+    # As on a GPU with tensor cores: the model computes in float16, later models get the caller's policy.
+    import keras
+
+    from medkit import gpu
+
+    monkeypatch.setattr(gpu, "use_mixed_precision", lambda enable=None: keras.mixed_precision.set_global_policy(
+        "mixed_float16") or "mixed_float16")
+    result = train.fit(lambda: models.small_cnn(32, width=4), tiny_phantom, epochs=1, batch_size=16, verbose=False)
+    assert result.model.get_layer("conv1").dtype_policy.compute_dtype == "float16"
+    assert result.model.get_layer("probability").dtype_policy.compute_dtype == "float32"
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert models.small_cnn(32).get_layer("conv1").dtype_policy.compute_dtype == "float32"
+
+
+def test_fit_is_repeatable_from_its_seed_alone(tiny_phantom):
+    import random
+
+    def weights(seed):
+        random.seed(seed * 31 + 5)  # global state that must not matter
+        np.random.seed(seed * 17 + 3)
+        model = train.fit(lambda: models.small_cnn(32, width=4), tiny_phantom, epochs=1, batch_size=16, seed=seed,
+                          verbose=False).model
+        return np.concatenate([w.ravel() for w in model.get_weights()])
+
+    first = weights(3)
+    np.testing.assert_allclose(weights(3), first, atol=1e-6)
+    assert not np.allclose(weights(4), first, atol=1e-3)
+
+
+def test_fit_takes_the_image_size_from_the_model_and_checks_the_outputs(tiny_phantom):
+    result = train.fit(lambda: models.small_cnn(28, width=4), tiny_phantom, epochs=1, batch_size=16, verbose=False)
+    assert result.model.input_shape[1:3] == (28, 28)  # 32 px films resized to the model's 28 px
+    with pytest.raises(ValueError, match="image_size=32 but the model takes 28 px"):
+        train.fit(lambda: models.small_cnn(28), tiny_phantom, image_size=32, epochs=1)
+    with pytest.raises(ValueError, match="the model has 5 outputs but phantom has 1 label column"):
+        train.fit(lambda: models.small_cnn(32, 5), tiny_phantom, epochs=1)
 
 
 def test_fit_traces_the_training_step_once(tiny_phantom):
@@ -29,7 +128,7 @@ def test_fit_traces_the_training_step_once(tiny_phantom):
         model.train_step = lambda data: (traces.append(1), step(data))[1]
         return model
 
-    train.fit(build, tiny_phantom, image_size=32, epochs=2, batch_size=16, patience=2, verbose=False)
+    train.fit(build, tiny_phantom, epochs=2, batch_size=16, patience=2, verbose=False)
     assert len(traces) == 1
 
 
@@ -65,11 +164,18 @@ def test_resnet_blocks_use_identity_or_projection_shortcuts():
     assert model.output_shape == (None, 1)
 
 
+def _capable_gpu():
+    from medkit import gpu
+
+    report = gpu.device_report()
+    return bool(report.gpus) and all(g.compute_capability and g.compute_capability >= (7, 0) for g in report.gpus)
+
+
+@pytest.mark.skipif(_capable_gpu(), reason="this machine's GPUs have tensor cores, so fit trains in mixed precision")
 def test_fit_keeps_float32_without_a_capable_gpu(tiny_phantom):
     import keras
 
-    result = train.fit(lambda: models.small_cnn(32, width=4), tiny_phantom, image_size=32, epochs=1, batch_size=16,
-                       verbose=False)
+    result = train.fit(lambda: models.small_cnn(32, width=4), tiny_phantom, epochs=1, batch_size=16, verbose=False)
     assert keras.mixed_precision.global_policy().name == "float32"  # this CPU machine: no tensor cores
     assert result.model.get_layer("probability").dtype_policy.compute_dtype == "float32"
 
