@@ -148,6 +148,27 @@ def _auc_of(model, batches, multi_label):
     return evaluate.auc(labels[:, present], scores[:, present])
 
 
+@contextlib.contextmanager
+def _naming_unreadable_files(*splits):
+    """Turn TensorFlow's failure to decode an image file into an error that names the file(s)."""
+    import tensorflow as tf
+
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as err:
+        from medkit.data.folders import find_unreadable
+
+        paths = [p for split in splits if not split.in_memory for p in split.paths]
+        bad = find_unreadable(paths) if paths else {}
+        if not bad:
+            raise
+        shown = "; ".join(f"{p} ({why})" for p, why in list(bad.items())[:5])
+        raise ValueError(
+            f"{len(bad)} image file(s) could not be decoded: {shown}{', ...' if len(bad) > 5 else ''}. Replace or "
+            "delete them, or load the folder with skip_unreadable=True (medkit.data.load_kermany, load_nih)."
+        ) from err
+
+
 def _input_size(model):
     shape = model.input_shape
     return shape[1] if isinstance(shape, tuple) and len(shape) == 4 and shape[1] == shape[2] else None
@@ -280,12 +301,14 @@ def fit(build, ds, *, profile=None, image_size: int | None = None, epochs: int |
             f"{throughput.images_per_second[-1]:,.0f} images/s", flush=True)))
     weights = class_weights(ds.train.labels) if class_weight and ds.task == "binary" else None
     start = time.perf_counter()
-    history = model.fit(train, validation_data=val, epochs=epochs, class_weight=weights, callbacks=callbacks,
-                        shuffle=False, verbose=0)
+    with _naming_unreadable_files(ds.train, ds.val):
+        history = model.fit(train, validation_data=val, epochs=epochs, class_weight=weights, callbacks=callbacks,
+                            shuffle=False, verbose=0)
     seconds = time.perf_counter() - start
     val_aucs = history.history["val_auc"]
     kept = int(np.argmax(val_aucs)) + 1 if keep == "best" else len(val_aucs)
-    train_auc = _auc_of(model, train_eval, multi_label)
+    with _naming_unreadable_files(ds.train):
+        train_auc = _auc_of(model, train_eval, multi_label)
     if verbose:
         print(f"kept epoch {kept}: train_auc {train_auc:.3f} (inference mode)  val_auc {val_aucs[kept - 1]:.3f}",
               flush=True)
@@ -298,4 +321,6 @@ def predict(model, split, *, image_size: int | None = None, batch_size: int = 25
     from medkit.data.pipeline import pipeline
 
     image_size = image_size or model.input_shape[1]
-    return np.asarray(model.predict(pipeline(split, image_size=image_size, batch_size=batch_size, cache=False), verbose=0))
+    with _naming_unreadable_files(split):
+        batches = pipeline(split, image_size=image_size, batch_size=batch_size, cache=False)
+        return np.asarray(model.predict(batches, verbose=0))

@@ -79,3 +79,75 @@ def test_writers_refuse_to_overwrite_and_leave_nothing_on_failure(tmp_path, tiny
     with pytest.raises(ValueError, match="binary"):
         write_kermany(tiny_phantom_all, tmp_path / "k2")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k"], "no partial output may remain"
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+
+
+def test_unreadable_images_are_named_before_training(tmp_path, tiny_phantom):
+    root = write_kermany(tiny_phantom, tmp_path / "k")
+    broken = sorted((root / "train" / "PNEUMONIA").iterdir())[0]
+    _truncate(broken)
+    (root / "val" / "NORMAL" / "notes.png").write_text("not an image")
+    with pytest.raises(ValueError, match=r"2 image file\(s\) under .* cannot be read: .*" + broken.name):
+        load_kermany(root)
+    ds = load_kermany(root, skip_unreadable=True)
+    assert len(ds.train) == len(tiny_phantom.train) - 1 and len(ds.val) == len(tiny_phantom.val)
+    assert ds.info["unreadable"] == sorted([str(broken), str(root / "val" / "NORMAL" / "notes.png")])
+    assert str(broken) not in ds.train.paths
+
+
+def test_an_unreadable_image_found_at_first_read_is_named(tmp_path, tiny_phantom):
+    from medkit import models, train
+
+    root = write_kermany(tiny_phantom, tmp_path / "k")
+    broken = sorted((root / "train" / "NORMAL").iterdir())[2]
+    broken.write_bytes(b"\x89PNG but not really")
+    ds = load_kermany(root, check=False)
+    assert not ds.info["checked"]
+    with pytest.raises(ValueError, match=r"1 image file\(s\) could not be decoded: .*" + broken.name):
+        train.fit(lambda: models.small_cnn(32, width=4), ds, epochs=1, batch_size=16, verbose=False)
+    with pytest.raises(ValueError, match="could not be decoded"):
+        train.predict(models.small_cnn(32, width=4), ds.train)
+
+
+def test_the_kaggle_archive_is_found_one_level_down(tmp_path, tiny_phantom):
+    outer = tmp_path / "chest_xray"
+    outer.mkdir()
+    (outer / "__MACOSX").mkdir()
+    write_kermany(tiny_phantom, outer / "chest_xray")
+    ds = data.load(str(outer))
+    assert ds.name == "kermany" and ds.info["found_in"] == str(outer / "chest_xray")
+    assert detect_layout(outer) == "kermany"
+    write_kermany(tiny_phantom, outer / "copy")
+    with pytest.raises(ValueError, match="holds several datasets"):
+        detect_layout(outer)
+
+
+def _rewrite_lists(root, move):
+    train_val = (root / "train_val_list.txt").read_text().split()
+    test = (root / "test_list.txt").read_text().split()
+    train_val, test = move(train_val, test)
+    (root / "train_val_list.txt").write_text("\n".join(train_val) + "\n")
+    (root / "test_list.txt").write_text("\n".join(test) + "\n")
+
+
+def test_nih_lists_that_share_images_or_patients_are_refused(tmp_path, tiny_phantom_all):
+    root = write_nih(tiny_phantom_all, tmp_path / "nih", images_per_patient=3)
+    _rewrite_lists(root, lambda tv, te: (tv, te + tv[:2]))
+    with pytest.raises(ValueError, match=r"2 image\(s\) are in both train_val_list.txt and test_list.txt"):
+        load_nih(root)
+    root = write_nih(tiny_phantom_all, tmp_path / "nih2", images_per_patient=3)
+    # Move one follow-up film of a training patient with several films to the test list.
+    rows = (root / "Data_Entry_2017.csv").read_text().splitlines()[1:]
+    by_patient = {}
+    for row in rows:
+        file, _, _, patient = row.split(",")
+        by_patient.setdefault(patient, []).append(file)
+    train_val = set((root / "train_val_list.txt").read_text().split())
+    film = next(files[-1] for files in by_patient.values() if len(files) > 1 and files[0] in train_val)
+    _rewrite_lists(root, lambda tv, te: ([n for n in tv if n != film], te + [film]))
+    with pytest.raises(ValueError, match=r"1 patient\(s\) have films in both"):
+        load_nih(root)

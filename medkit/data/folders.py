@@ -17,7 +17,18 @@ NIH ChestX-ray14 (Wang et al., 2017), the source of ChestMNIST::
 
 The official NIH split keeps every patient on one side; the validation split
 carved out of ``train_val_list.txt`` here is drawn by patient too, so no
-patient's images leak between training and validation.
+patient's images leak between training and validation. A folder whose test
+list shares an image or a patient with its training list is refused: that
+is leakage, however it came about.
+
+Both loaders read every image once before returning (:func:`find_unreadable`),
+so a truncated download or a stray non-image file is named before training
+starts rather than failing deep inside TensorFlow; ``skip_unreadable=True``
+leaves such files out and reports how many. ``check=False`` defers the check
+to the first read (:func:`medkit.train.fit` then names the files).
+
+The Kaggle download of the Kermany set unpacks as ``chest_xray/chest_xray/``
+(and a ``__MACOSX`` folder); :func:`detect_layout` looks one level down.
 
 Introduced in ``01_chest_xray_data.ipynb``.
 """
@@ -25,7 +36,10 @@ Introduced in ``01_chest_xray_data.ipynb``.
 from __future__ import annotations
 
 import csv
+import os
 import re
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +47,8 @@ import numpy as np
 from medkit.data.core import Dataset, Split
 from medkit.data.medmnist import CLASS_NAMES
 
-__all__ = ["load_kermany", "load_nih", "detect_layout", "NIH_LABELS", "kermany_patient"]
+__all__ = ["load_kermany", "load_nih", "detect_layout", "find_layout_root", "find_unreadable", "NIH_LABELS",
+           "kermany_patient"]
 
 #: NIH's spelling of the 14 findings, in ChestMNIST column order.
 NIH_LABELS = (
@@ -57,21 +72,117 @@ _IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
 _NIH_CSV = ("Data_Entry_2017.csv", "Data_Entry_2017_v2020.csv")
 
 
-def detect_layout(root: Path | str) -> str:
-    """``"kermany"`` or ``"nih"``, from the files present in ``root``.
-
-    Raises ValueError describing both layouts when neither matches.
-    """
-    root = Path(root)
+def _layout_here(root: Path) -> str | None:
     if any((root / name).is_file() for name in _NIH_CSV):
         return "nih"
     if (root / "train" / "NORMAL").is_dir() or (root / "train" / "PNEUMONIA").is_dir():
         return "kermany"
+    return None
+
+
+def find_layout_root(root: Path | str) -> Path:
+    """The folder holding the dataset: ``root`` itself, or its one subfolder in a known layout.
+
+    Archives often wrap the data in a folder of the same name: the Kaggle copy
+    of the Kermany set unpacks as ``chest_xray/chest_xray/train/...`` beside a
+    ``__MACOSX`` folder. Hidden folders and ``__MACOSX`` are ignored.
+
+    Raises ValueError when neither ``root`` nor exactly one subfolder holds a
+    known layout, naming the candidates found.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a folder; MEDKIT_DATASET must name a .npz file or a dataset folder.")
+    if _layout_here(root):
+        return root
+    below = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "__MACOSX"))
+                   and _layout_here(p))
+    if len(below) == 1:
+        return below[0]
+    if len(below) > 1:
+        raise ValueError(f"{root} holds several datasets: {', '.join(str(p) for p in below)}; "
+                         "point MEDKIT_DATASET at the one you mean.")
     raise ValueError(
-        f"{root} is in no layout the kit knows. Expected either the Kermany layout "
-        "(train/, val/, test/ each with NORMAL/ and PNEUMONIA/ folders of images) or NIH ChestX-ray14 "
+        f"{root} is in no layout the kit knows, nor is any folder directly inside it. Expected either the Kermany "
+        "layout (train/, val/, test/ each with NORMAL/ and PNEUMONIA/ folders of images) or NIH ChestX-ray14 "
         "(Data_Entry_2017.csv, train_val_list.txt, test_list.txt and the images). See datasets/README.md."
     )
+
+
+def detect_layout(root: Path | str) -> str:
+    """``"kermany"`` or ``"nih"``, from the files in ``root`` or in its one dataset subfolder.
+
+    Raises ValueError describing both layouts when neither matches.
+    """
+    return _layout_here(find_layout_root(root))
+
+
+def _readable(path: str) -> str | None:
+    """None if the image decodes, else why not (one line)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            if image.format == "JPEG":
+                # Decode at 1/8 scale: the whole entropy-coded stream is still read, so a
+                # truncated or corrupt file fails, at a fraction of a full decode's cost.
+                image.draft("L", (max(1, image.width // 8), max(1, image.height // 8)))
+                image.load()
+            elif image.format == "PNG":
+                image.verify()  # reads every chunk and checks its CRC
+            else:
+                image.load()
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
+        return f"{err.__class__.__name__}: {err}"
+    return None
+
+
+def find_unreadable(paths, *, progress: bool | None = None) -> dict[str, str]:
+    """The image files among ``paths`` that cannot be decoded, with the reason for each.
+
+    Each file is opened with Pillow and decoded (JPEGs at reduced scale, PNGs
+    checked chunk by chunk), in threads. A progress bar is shown for more
+    than 2,000 files unless ``progress=False``.
+
+    Returns
+    -------
+    dict of str to str
+        ``{path: reason}``; empty when every file reads.
+    """
+    paths = [str(p) for p in paths]
+    show = len(paths) > 2000 if progress is None else progress
+    workers = min(8, (os.cpu_count() or 1) * 2)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = pool.map(_readable, paths, chunksize=64)
+        if show:
+            from tqdm.auto import tqdm
+
+            results = tqdm(results, total=len(paths), desc="checking images", unit="file", file=sys.stderr)
+        return {p: why for p, why in zip(paths, results) if why is not None}
+
+
+def _unreadable_message(bad: dict[str, str], root: Path) -> str:
+    shown = "; ".join(f"{p} ({why})" for p, why in list(bad.items())[:5])
+    more = f", and {len(bad) - 5} more" if len(bad) > 5 else ""
+    return (f"{len(bad)} image file(s) under {root} cannot be read: {shown}{more}. Download or copy them again, "
+            "delete them, or load with skip_unreadable=True to leave them out (the count is reported).")
+
+
+def _drop_unreadable(splits: dict, root: Path, check: bool, skip_unreadable: bool) -> dict:
+    """Check every split's files; raise on unreadable ones, or drop them when asked."""
+    if not check:
+        return {"checked": False}
+    bad = find_unreadable([p for split in splits.values() for p in split["paths"]])
+    if bad and not skip_unreadable:
+        raise ValueError(_unreadable_message(bad, root))
+    if bad:
+        for split in splits.values():
+            keep = [i for i, p in enumerate(split["paths"]) if p not in bad]
+            for key in split:
+                split[key] = [split[key][i] for i in keep]
+        print(f"skipped {len(bad)} unreadable image file(s) under {root} (listed in ds.info['unreadable']).",
+              file=sys.stderr)
+    return {"checked": True, "unreadable": sorted(bad)}
 
 
 def kermany_patient(filename: str) -> str:
@@ -90,16 +201,31 @@ def kermany_patient(filename: str) -> str:
     return match.group(1) if match else stem
 
 
-def load_kermany(root: Path | str) -> Dataset:
+def load_kermany(root: Path | str, *, check: bool = True, skip_unreadable: bool = False) -> Dataset:
     """List a Kermany-layout folder as a binary pneumonia dataset.
+
+    Parameters
+    ----------
+    root : path
+        The folder with ``train/``, ``val/`` and ``test/``, or a folder directly
+        above it (as the Kaggle archive unpacks).
+    check : bool, default True
+        Decode every image once now (:func:`find_unreadable`); about 5,900
+        files for the full set.
+    skip_unreadable : bool, default False
+        Leave unreadable files out instead of raising; ``info["unreadable"]``
+        lists them.
 
     Returns
     -------
     Dataset
         Splits hold ``paths`` and ``patients``; labels (N, 1), 1 = pneumonia.
     """
-    root = Path(root)
-    splits = {}
+    given = Path(root)
+    root = find_layout_root(given)
+    if _layout_here(root) != "kermany":
+        raise ValueError(f"{root} holds the NIH layout, not Kermany's; use load_nih or medkit.data.load.")
+    listed = {}
     for split in ("train", "val", "test"):
         paths, labels = [], []
         for label, cls in enumerate(("NORMAL", "PNEUMONIA")):
@@ -113,12 +239,19 @@ def load_kermany(root: Path | str) -> Dataset:
             labels += [label] * len(files)
         if not paths:
             raise ValueError(f"no images (.jpeg, .jpg, .png) under {root / split}.")
-        splits[split] = Split(
-            labels=np.array(labels, np.uint8)[:, None],
-            paths=np.array(paths),
-            patients=np.array([kermany_patient(p) for p in paths]),
+        listed[split] = {"paths": paths, "labels": labels}
+    info = {"layout": "kermany", **_drop_unreadable(listed, root, check, skip_unreadable)}
+    if root != given:
+        info["found_in"] = str(root)
+    splits = {
+        name: Split(
+            labels=np.array(v["labels"], np.uint8).reshape(-1, 1),
+            paths=np.array(v["paths"]),
+            patients=np.array([kermany_patient(p) for p in v["paths"]]),
         )
-    return Dataset("kermany", "binary", ("pneumonia",), source=str(root), info={"layout": "kermany"}, **splits)
+        for name, v in listed.items()
+    }
+    return Dataset("kermany", "binary", ("pneumonia",), source=str(root), info=info, **splits)
 
 
 def _read_list(path: Path) -> list[str]:
@@ -127,24 +260,32 @@ def _read_list(path: Path) -> list[str]:
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
-def load_nih(root: Path | str, *, val_fraction: float = 0.1, seed: int = 0) -> Dataset:
+def load_nih(root: Path | str, *, val_fraction: float = 0.1, seed: int = 0, check: bool = True,
+             skip_unreadable: bool = False) -> Dataset:
     """List NIH ChestX-ray14 with its official, patient-level split.
 
     Parameters
     ----------
     root : path
-        Folder with ``Data_Entry_2017.csv``, the two list files and the images.
+        Folder with ``Data_Entry_2017.csv``, the two list files and the images
+        (or a folder directly above it).
     val_fraction : float, default 0.1
         Fraction of the training *patients* held out for validation.
     seed : int, default 0
         Seed for that patient draw.
+    check : bool, default True
+        Read every image once now (:func:`find_unreadable`). For the full set
+        (112,120 PNGs, about 45 GB) that takes minutes; ``check=False`` defers
+        it to the first read.
+    skip_unreadable : bool, default False
+        Leave unreadable files out instead of raising.
 
     Returns
     -------
     Dataset
         14-label multi-label dataset; splits hold ``paths`` and ``patients``.
     """
-    root = Path(root)
+    root = find_layout_root(root)
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be between 0 and 1; got {val_fraction!r}.")
     csv_path = next((root / n for n in _NIH_CSV if (root / n).is_file()), None)
@@ -164,34 +305,58 @@ def load_nih(root: Path | str, *, val_fraction: float = 0.1, seed: int = 0) -> D
             rows[row["Image Index"]] = ([int(n in found) for n in NIH_LABELS], row["Patient ID"])
     files = {p.name: p for p in root.rglob("*.png")}
 
-    def split_of(names):
+    def listed(names):
         missing = [n for n in names if n not in files or n not in rows]
         if missing:
             raise FileNotFoundError(
                 f"{len(missing)} listed images are missing from {root} or from the csv, e.g. {missing[0]}; "
                 "download all twelve image archives and unpack them under the same folder."
             )
-        return Split(
-            labels=np.array([rows[n][0] for n in names], np.uint8).reshape(len(names), len(NIH_LABELS)),
-            paths=np.array([str(files[n]) for n in names]),
-            patients=np.array([rows[n][1] for n in names]),
-        )
+        return {"paths": [str(files[n]) for n in names], "labels": [rows[n][0] for n in names],
+                "patients": [rows[n][1] for n in names]}
 
     train_val = _read_list(root / "train_val_list.txt")
     test = _read_list(root / "test_list.txt")
+    _refuse_overlap(train_val, test, rows, root)
     patients = sorted({rows[n][1] for n in train_val if n in rows})
     rng = np.random.default_rng(seed)
     n_val = max(1, int(round(val_fraction * len(patients))))
     val_patients = set(rng.choice(patients, size=n_val, replace=False).tolist())
     val = [n for n in train_val if n in rows and rows[n][1] in val_patients]
     train = [n for n in train_val if n not in val_patients and rows.get(n, (None, None))[1] not in val_patients]
+    lists = {"train": listed(train), "val": listed(val), "test": listed(test)}
+    checked = _drop_unreadable(lists, root, check, skip_unreadable)
+    splits = {
+        name: Split(
+            labels=np.array(v["labels"], np.uint8).reshape(len(v["paths"]), len(NIH_LABELS)),
+            paths=np.array(v["paths"]),
+            patients=np.array(v["patients"]),
+        )
+        for name, v in lists.items()
+    }
     return Dataset(
         "nih",
         "multi-label",
         CLASS_NAMES["chestmnist"],
-        train=split_of(train),
-        val=split_of(val),
-        test=split_of(test),
         source=str(root),
-        info={"layout": "nih", "val_fraction": val_fraction, "seed": seed},
+        info={"layout": "nih", "val_fraction": val_fraction, "seed": seed, **checked},
+        **splits,
     )
+
+
+def _refuse_overlap(train_val: list[str], test: list[str], rows: dict, root: Path) -> None:
+    """Raise if the test list shares an image or a patient with the training list."""
+    images = sorted(set(train_val) & set(test))
+    if images:
+        raise ValueError(
+            f"{len(images)} image(s) are in both train_val_list.txt and test_list.txt under {root}, e.g. "
+            f"{', '.join(images[:3])}: the test split would score films the model was trained on. Restore the "
+            "official list files (they are disjoint)."
+        )
+    patients = sorted({rows[n][1] for n in train_val if n in rows} & {rows[n][1] for n in test if n in rows})
+    if patients:
+        raise ValueError(
+            f"{len(patients)} patient(s) have films in both train_val_list.txt and test_list.txt under {root}, "
+            f"e.g. patient {', '.join(patients[:3])}: a model could score by recognising the patient (notebook 01, "
+            "section 7). The official NIH split is by patient; restore its list files."
+        )
