@@ -1,9 +1,15 @@
 # medkit: every command a learner, an instructor or CI needs.
-#   make lab        set up .venv (once) and open JupyterLab on the notebooks
-#   make test       set up .venv (once) and run the unit tests and every notebook
-#   make notebooks  re-execute every notebook in place to refresh its outputs
-#   make student    write copies without solutions to build/student/
-#   make bench      benchmark every method on MEDKIT_DATASET (default: phantom)
+#   make lab            set up .venv (once) and open JupyterLab on the notebooks
+#   make test           set up .venv (once) and run the unit tests and every notebook (nbval)
+#   make lint           ruff over the package, the tests and the notebooks
+#   make test-real      the real-data tests, and every notebook executed on REAL_DATA (a PneumoniaMNIST
+#                       .npz or a Kermany folder; default ../shared/data/pneumoniamnist.npz)
+#   make test-portable  nbval again with one thread and without oneDNN, which change the order of
+#                       floating-point sums as another CPU does: the checked outputs must not move
+#   make notebooks      re-execute every notebook in place to refresh its outputs
+#   make student        write copies without solutions to build/student/
+#   make bench          benchmark every method on MEDKIT_DATASET (default: phantom), over 3 seeds
+#   make constraints    record the installed versions in constraints.txt (after a green make test)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -13,13 +19,19 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 # Notebooks are executed and tested with the default profile and dataset, and with
 # the inline plot backend (a MPLBACKEND from the shell would keep figures out of them).
 CLEAN_ENV := env -u MEDKIT_PROFILE -u MEDKIT_DATASET -u MPLBACKEND
+# The tested versions; `make test CONSTRAINTS=` installs the newest releases instead.
+CONSTRAINTS ?= constraints.txt
+REAL_DATA ?= ../shared/data/pneumoniamnist.npz
+# Settings that change the order of floating-point reductions, as another machine's CPU would.
+PORTABLE_ENV ?= TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 OMP_NUM_THREADS=1 TF_ENABLE_ONEDNN_OPTS=0
+NBVAL := --nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg --nbval-cell-timeout=900
 
-.PHONY: lab test unit nbval notebooks student bench lint clean
+.PHONY: lab test unit nbval notebooks student bench lint clean test-real test-portable constraints
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]' $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
@@ -28,11 +40,28 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 test: $(STAMP)
-	$(CLEAN_ENV) $(BIN)/python -m pytest -p no:cacheprovider tests medkit notebooks \
-		--nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg --nbval-cell-timeout=900
+	$(CLEAN_ENV) $(BIN)/python -m pytest -p no:cacheprovider -m "not real" tests medkit notebooks $(NBVAL)
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest -p no:cacheprovider tests medkit
+	$(BIN)/python -m pytest -p no:cacheprovider -m "not real" tests medkit
+
+# Execution only: on real data the printed numbers differ from the committed ones.
+test-real: $(STAMP)
+	test -e "$(REAL_DATA)" || { echo "no real data at $(REAL_DATA); set REAL_DATA=/path"; exit 2; }
+	$(CLEAN_ENV) $(BIN)/python -m pytest -p no:cacheprovider -m real tests
+	rm -rf build/real && mkdir -p build/real
+	for nb in $(NOTEBOOKS); do \
+		echo "executing $$nb on $(REAL_DATA)"; \
+		$(CLEAN_ENV) MEDKIT_DATASET="$(abspath $(REAL_DATA))" $(BIN)/jupyter nbconvert --to notebook --execute \
+			--ExecutePreprocessor.timeout=900 --output-dir build/real "$$nb" || exit 1; \
+	done
+
+test-portable: $(STAMP)
+	$(CLEAN_ENV) $(PORTABLE_ENV) $(BIN)/python -m pytest -p no:cacheprovider notebooks $(NBVAL)
+
+constraints: $(STAMP)
+	{ sed -n '1,3p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable | grep -v '^medkit'; } > constraints.tmp
+	mv constraints.tmp constraints.txt
 
 notebooks: $(STAMP)
 	for nb in $(NOTEBOOKS); do \
@@ -45,7 +74,7 @@ student: $(STAMP)
 	$(BIN)/python -m medkit.student notebooks build/student
 
 bench: $(STAMP)
-	$(BIN)/python -m medkit.bench --dataset $${MEDKIT_DATASET:-phantom} --methods all
+	$(BIN)/python -m medkit.bench --dataset $${MEDKIT_DATASET:-phantom} --methods all --seeds 3
 
 lint: $(STAMP)
 	$(BIN)/ruff check medkit tests notebooks

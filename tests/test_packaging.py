@@ -1,9 +1,8 @@
 """The install files agree with each other and with the README."""
 
 import re
-from pathlib import Path
-
 import tomllib
+from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,8 +34,33 @@ def test_environment_yml_installs_from_pyproject_only():
     assert deps == ["conda-forge", "python=3.12", "pip", "pip:", "-e .[dev]"], deps
 
 
-def test_ci_runs_the_readme_test_command():
-    assert "make test" in (ROOT / ".ci" / "run").read_text()
+def test_ci_runs_the_readme_test_command_and_the_linter():
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert "make test" in ci and "make lint" in ci
     assert "make test" in (ROOT / "README.md").read_text()
     makefile = (ROOT / "Makefile").read_text()
-    assert re.search(r"^test:.*\n(\t.*\n)*\t.*--nbval-lax", makefile, re.M)
+    assert re.search(r"^test:.*\n(\t.*\n)*\t.*pytest .*notebooks \$\(NBVAL\)", makefile, re.M)
+    assert re.search(r"^NBVAL := --nbval-lax ", makefile, re.M)
+
+
+def test_constraints_pin_what_pyproject_asks_for():
+    # make installs with constraints.txt: every dependency is pinned there, within pyproject's bounds.
+    from packaging.requirements import Requirement
+
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[name.lower().replace("_", "-")] = version
+    project = _pyproject()["project"]
+    for dep in project["dependencies"] + project["optional-dependencies"]["dev"]:
+        req = Requirement(dep)
+        name = req.name.lower().replace("_", "-")
+        assert name in pins, f"{name} is not in constraints.txt; run make constraints"
+        assert req.specifier.contains(pins[name]), f"constraints.txt pins {name}=={pins[name]}, outside {req.specifier}"
+
+
+def test_python_version_is_stated_once():
+    requires = _pyproject()["project"]["requires-python"]
+    assert requires == ">=3.11"
+    assert "Python 3.11 or newer" in (ROOT / "README.md").read_text()

@@ -63,6 +63,18 @@ def test_cardiomegaly_means_ctr_above_half(batch):
     assert (batch.ctr[big] > 0.5).all() and (batch.ctr[~big] < 0.5).all()
 
 
+@pytest.mark.parametrize("half_width", [0.15, 0.22, 0.3])
+def test_the_heart_is_drawn_exactly_as_wide_as_asked(half_width):
+    # The tilted heart's horizontal extent, measured on a fine grid, is the half-width the CTR asks for.
+    from medkit.data.phantom import _heart
+
+    g = np.linspace(-1, 1, 4001, dtype=np.float32)
+    v, u = np.meshgrid(g, g, indexing="ij")
+    heart = _heart(u[None], v[None], np.array([0.05]), np.array([0.1]), np.array([half_width]))[0]
+    columns = g[heart.max(axis=0) > 0]
+    assert (columns.max() - columns.min()) / 2 == pytest.approx(half_width, abs=2e-3)
+
+
 def test_findings_make_their_region_denser():
     """Consolidation, effusion and nodules raise the pixel values inside their masks."""
     for name in ("pneumonia", "effusion", "nodule"):
