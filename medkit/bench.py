@@ -157,13 +157,19 @@ def _forest_proba(forest, x):
     return np.stack([q[:, 1] for q in p], axis=1) if isinstance(p, list) else p[:, 1:]
 
 
-def _keras_method(build, ds, image_size, profile, seed, **fit_options):
+#: The networks trained in the current :func:`run`, by (method, seed), so the ensemble reuses them.
+_FITTED = {}
+
+
+def _keras_method(build, ds, image_size, profile, seed, *, name=None, **fit_options):
     """Train ``build(n_outputs)`` with medkit.train.fit, selecting on val; score the test split once."""
     from medkit import train
 
     n_outputs = ds.train.labels.shape[1]
     result = train.fit(lambda: build(n_outputs), ds, profile=profile, image_size=image_size, seed=seed, verbose=False,
                        **fit_options)
+    if name is not None:
+        _FITTED[name, seed] = result
     scores = train.predict(result.model, ds.test, image_size=image_size)
     note = f"best of {len(result.history['loss'])} epochs: {result.best_epoch} (on val)"
     return scores, result.seconds, result.model.count_params(), note
@@ -174,7 +180,7 @@ def _small_cnn(ds, image_size, profile, seed):
     from medkit import models
 
     return _keras_method(lambda k: models.small_cnn(image_size, k, dropout=0.2), ds, image_size, profile, seed,
-                         patience=5)
+                         name="small_cnn", patience=5)
 
 
 def _lstm_rows(ds, image_size, profile, seed):
@@ -191,7 +197,7 @@ def _resnet(ds, image_size, profile, seed):
     from medkit import models
 
     return _keras_method(lambda k: models.resnet(image_size, k), ds, image_size, profile, seed,
-                         epochs=max(profile.epochs, 20), patience=6)
+                         name="resnet", epochs=max(profile.epochs, 20), patience=6)
 
 
 def _patch(image_size, tokens_per_side=8, smallest=4):
@@ -217,7 +223,29 @@ def _hybrid_vit(ds, image_size, profile, seed):
 
     patch = _patch(image_size // 2, smallest=2)
     return _keras_method(lambda k: models.vit(image_size, k, stem=True, patch=patch), ds, image_size, profile, seed,
-                         epochs=max(profile.epochs, 30), patience=8, weight_decay=0.05)
+                         name="hybrid_vit", epochs=max(profile.epochs, 30), patience=8, weight_decay=0.05)
+
+
+#: The ensemble's members: one network of each family the notebooks teach (04, 06, 07).
+ENSEMBLE = ("small_cnn", "resnet", "hybrid_vit")
+
+
+def _ensemble_tta(ds, image_size, profile, seed):
+    """The mean probability of the small CNN, the ResNet and the hybrid ViT, each with test-time augmentation.
+
+    Members trained earlier in the same run (same seed) are reused; their training time is counted.
+    """
+    from medkit import train
+
+    scores, seconds, params = [], 0.0, 0
+    for member in ENSEMBLE:
+        if (member, seed) not in _FITTED:
+            METHODS[member][1](ds, image_size, profile, seed)
+        fitted = _FITTED[member, seed]
+        scores.append(train.predict_tta(fitted.model, ds.test, image_size=image_size))
+        seconds += fitted.seconds
+        params += fitted.model.count_params()
+    return np.mean(scores, axis=0), seconds, params, f"mean of {', '.join(ENSEMBLE)}, each over 5 shifted copies"
 
 
 #: Method name -> (description, trainer). Later notebooks add theirs.
@@ -229,6 +257,7 @@ METHODS = {
     "resnet": ("ResNet, 6 residual blocks", _resnet),
     "vit": ("Vision Transformer, about 8 x 8 patches, films standardised", _vit),
     "hybrid_vit": ("ViT with a convolutional stem", _hybrid_vit),
+    "ensemble_tta": ("ensemble of the CNN, ResNet and hybrid ViT, test-time augmented", _ensemble_tta),
 }
 
 
@@ -264,6 +293,7 @@ def run(ds, methods=("logreg",), *, profile=None, seeds=(0,), image_size: int | 
     if image_size is None:
         image_size = ds.train.images.shape[1] if ds.train.in_memory else profile.image_size
     rows = []
+    _FITTED.clear()
     for name in methods:
         description, trainer = METHODS[name]
         if verbose:
@@ -282,6 +312,7 @@ def run(ds, methods=("logreg",), *, profile=None, seeds=(0,), image_size: int | 
         if verbose and len(runs.seeds) > 1:
             print(f"[bench] {name}: test AUC {runs.summary('auc')}, ACC {runs.summary('acc')} over "
                   f"{len(runs.seeds)} seeds", flush=True)
+    _FITTED.clear()
     return rows
 
 

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["FitResult", "fit", "predict", "seeded"]
+__all__ = ["FitResult", "fit", "predict", "predict_tta", "seeded"]
 
 
 @dataclass
@@ -324,3 +324,40 @@ def predict(model, split, *, image_size: int | None = None, batch_size: int = 25
     with _naming_unreadable_files(split):
         batches = pipeline(split, image_size=image_size, batch_size=batch_size, cache=False)
         return np.asarray(model.predict(batches, verbose=0))
+
+
+def predict_tta(model, split, *, image_size: int | None = None, shift: int | None = None,
+                batch_size: int = 256) -> np.ndarray:
+    """Probabilities averaged over the films as they are and shifted by ``shift`` pixels up, down, left and right.
+
+    Test-time augmentation: the model sees each film five times, placed a
+    little differently, as positioning varies; the mean of its five answers
+    is less sensitive to where a finding falls on the pixel grid. Nothing is
+    learnt from the films scored. Introduced in ``08_evaluation_explainability.ipynb``.
+
+    Parameters
+    ----------
+    model : keras.Model
+    split : medkit.data.Split
+    image_size : int, optional
+        Default: the model's input size.
+    shift : int, optional
+        Pixels; default one pixel per 28 of the image size.
+
+    Returns
+    -------
+    ndarray (N, K)
+    """
+    from scipy import ndimage
+
+    from medkit.data.pipeline import pipeline
+
+    image_size = image_size or model.input_shape[1]
+    shift = max(1, image_size // 28) if shift is None else shift
+    with _naming_unreadable_files(split):
+        films = np.concatenate([x.numpy() for x, _ in pipeline(split, image_size=image_size, batch_size=batch_size,
+                                                               cache=False)])
+    offsets = [(0, 0), (shift, 0), (-shift, 0), (0, shift), (0, -shift)]
+    outputs = [model.predict(ndimage.shift(films, (0, dy, dx, 0), order=0, mode="nearest") if dy or dx else films,
+                             batch_size=batch_size, verbose=0) for dy, dx in offsets]
+    return np.mean(outputs, axis=0)

@@ -112,7 +112,8 @@ def test_confounder_marker_follows_the_label():
     assert b.marker[y].mean() > 0.85 and b.marker[~y].mean() < 0.15
     assert not phantom.generate(200, size=16, seed=1).marker.any()
     marked = b.images[b.marker][:, 1:3, 13:15]
-    assert marked.mean() > 250  # burned in, saturated white
+    unmarked = b.images[~b.marker][:, 1:3, 13:15]
+    assert marked.mean() > 235 and marked.mean() > unmarked.mean() + 150  # burned in, near white
 
 
 @pytest.mark.parametrize(
@@ -189,3 +190,43 @@ def test_irregular_pattern_varies_breath_depth():
 def test_sequence_bad_pattern():
     with pytest.raises(ValueError, match="pattern must be one of"):
         phantom.breathing_sequence(10, pattern="gasping")
+
+
+# ---------------------------------------------------------------- per-film streams, display, millimetres
+
+
+def test_each_film_has_its_own_stream():
+    # Adding films, or switching the confounder, leaves the other films as they were.
+    ten, five = phantom.generate(10, size=32, seed=8), phantom.generate(5, size=32, seed=8)
+    assert np.array_equal(ten.images[:5], five.images) and np.array_equal(ten.labels[:5], five.labels)
+    marked = phantom.generate(10, size=32, seed=8, confounder=0.5)
+    assert 0 < marked.marker.sum() < 10
+    assert np.array_equal(marked.images[~marked.marker], ten.images[~marked.marker])
+    assert np.array_equal(marked.labels, ten.labels)
+
+
+def test_the_window_does_not_burn_out_the_heart_and_the_spine_shows_through_it():
+    films = phantom.generate(40, size=128, seed=6, prevalence={**dict.fromkeys(FINDINGS, 0.0), "cardiomegaly": 1.0},
+                             masks=True)
+    heart = films.masks[:, FINDINGS.index("cardiomegaly")]
+    assert (films.images[heart] == 255).mean() < 0.03
+    brighter = []
+    for image, mask in zip(films.images.astype(float), heart):
+        rows = np.flatnonzero(mask.sum(axis=1) > 0.6 * mask.sum(axis=1).max())  # the heart's widest rows
+        profile = image[rows].mean(axis=0)
+        # The vertebral column runs down near the midline; two thirds of the heart lie to its right.
+        spine = 54 + int(np.argmax(profile[54:75]))
+        brighter.append(profile[spine] - profile[spine + 10:spine + 17].mean())
+    assert np.mean(brighter) > 10 and np.mean(np.array(brighter) > 5) > 0.9
+
+
+def test_nodule_sizes_in_millimetres_match_their_masks():
+    films = phantom.generate(200, size=128, seed=10, prevalence={**dict.fromkeys(FINDINGS, 0.0), "nodule": 1.0},
+                             masks=True)
+    assert films.pixel_spacing == phantom.FIELD_OF_VIEW_MM / 128 == phantom.pixel_spacing(128)
+    area = films.masks[:, FINDINGS.index("nodule")].sum(axis=(1, 2))
+    measured = 2 * np.sqrt(area / np.pi) * films.pixel_spacing
+    np.testing.assert_allclose(measured, films.nodule_mm, rtol=0.12)
+    assert 11 < np.nanmin(films.nodule_mm) and np.nanmax(films.nodule_mm) < 52
+    assert (np.nanmax(films.nodule_mm) > 30) and (np.nanmin(films.nodule_mm) < 30)  # masses and nodules
+    assert np.isnan(phantom.generate(5, size=32, seed=1, prevalence={"nodule": 0.0}).nodule_mm).all()

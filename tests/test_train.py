@@ -275,3 +275,16 @@ def test_map_scores_refuse_mismatched_or_empty_masks():
         explain.pointing_game(maps, np.zeros((2, 8, 8), bool))
     with pytest.raises(ValueError, match="non-negative"):
         explain.mass_inside(-maps, np.ones((2, 8, 8), bool))
+
+
+def test_predict_tta_averages_the_shifted_films(tiny_phantom):
+    from scipy import ndimage
+
+    model = models.small_cnn(32, width=4)
+    plain = train.predict(model, tiny_phantom.test)
+    tta = train.predict_tta(model, tiny_phantom.test, shift=2)
+    x = tiny_phantom.test.images[..., None].astype(np.float32) / 255.0
+    by_hand = np.mean([model.predict(ndimage.shift(x, (0, dy, dx, 0), order=0, mode="nearest"), verbose=0)
+                       for dy, dx in [(0, 0), (2, 0), (-2, 0), (0, 2), (0, -2)]], axis=0)
+    np.testing.assert_allclose(tta, by_hand, atol=1e-6)
+    assert tta.shape == plain.shape and not np.allclose(tta, plain, atol=1e-7)

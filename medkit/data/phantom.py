@@ -39,10 +39,12 @@ from scipy import ndimage
 __all__ = [
     "FINDINGS",
     "DEFAULT_PREVALENCE",
+    "FIELD_OF_VIEW_MM",
     "PhantomImages",
     "BreathingSequence",
     "generate",
     "breathing_sequence",
+    "pixel_spacing",
 ]
 
 #: The findings the phantom can draw, in label-column order.
@@ -64,7 +66,50 @@ _MU_TISSUE = 1.0
 _MU_BONE = 2.2
 _MU_AIR_IN_LUNG = 0.85  # aerated lung is ~15 % tissue by volume
 
+#: Width and height of the film in millimetres: the canonical frame's -1 to 1.
+#: Chest detectors are 35 x 43 cm; the phantom's square film spans 40 cm, so at
+#: ``size`` pixels one pixel is ``FIELD_OF_VIEW_MM / size`` mm (1.6 mm at 256 px).
+FIELD_OF_VIEW_MM = 400.0
+
+# Path lengths (canonical units) of the soft tissues, as peak thickness of each shape.
+_BODY_DEPTH = 1.4  # the trunk
+_NECK_DEPTH = 0.9
+_SHOULDER_DEPTH = 0.7
+# The heart and the mediastinum displace lung: the lungs are cut away where they lie, so
+# the tissue added here is only what lies beyond the air it replaces. With a heavier
+# weight the heart outshines the spine, which a real PA film shows faintly through it.
+_HEART_DEPTH = 0.3
+_MEDIASTINUM_DEPTH = 0.3
+# Bone: thickness of the spine, the posterior ribs and the clavicles.
+_SPINE_DEPTH = 0.12
+_RIB_DEPTH = 0.09
+_CLAVICLE_DEPTH = 0.2
+# Air outside the lungs.
+_TRACHEA_AIR = 0.35
+_GASTRIC_AIR = 0.5
+# What a finding does to the line integral.
+_NODULE_DEPTH = 0.9  # at a radius of 0.06 canonical units; scales with the radius
+_EFFUSION_DEPTH = 0.5
+_PLEURAL_LINE = 0.25
+_PNEUMOTHORAX_AIR = 0.35
+_MARKER_VALUE = 3.5  # the burned-in marker: a saturated block
+
+# The display window: the darkest 1 % of pixels go to black and the brightest
+# 0.1 % to white, as a viewer's automatic window does.
+_WINDOW_PERCENTILES = (1.0, 99.9)
+
 _CHUNK = 256  # images drawn at once; bounds memory at ~30 MB per array at 64 px
+
+
+def pixel_spacing(size: int) -> float:
+    """Millimetres per pixel of a phantom film of ``size`` pixels.
+
+    Examples
+    --------
+    >>> pixel_spacing(64), pixel_spacing(256)
+    (6.25, 1.5625)
+    """
+    return FIELD_OF_VIEW_MM / size
 
 
 @dataclass(frozen=True)
@@ -84,6 +129,11 @@ class PhantomImages:
         The cardiothoracic ratio drawn (heart width / inner thoracic width).
     marker : ndarray of bool, shape (n,)
         Whether the burned-in marker (the confounder) was drawn.
+    pixel_spacing : float
+        Millimetres per pixel (:func:`pixel_spacing`).
+    nodule_mm : ndarray, float32, shape (n,)
+        Diameter of the nodule or mass in millimetres (a mass is 30 mm or
+        more); NaN where there is none.
     """
 
     images: np.ndarray
@@ -91,6 +141,8 @@ class PhantomImages:
     masks: np.ndarray | None
     ctr: np.ndarray
     marker: np.ndarray
+    pixel_spacing: float = 0.0
+    nodule_mm: np.ndarray | None = None
 
     findings = FINDINGS
 
@@ -115,6 +167,8 @@ class BreathingSequence:
         Pixel position ``(row, col)`` of the nodule centre.
     nodule_radius : float
         Nodule radius in pixels.
+    pixel_spacing : float
+        Millimetres per pixel.
     pattern : str
         ``"normal"``, ``"irregular"`` or ``"paralysed"``.
     abnormal : bool
@@ -126,6 +180,7 @@ class BreathingSequence:
     domes: np.ndarray
     nodule: np.ndarray
     nodule_radius: float
+    pixel_spacing: float
     pattern: str
     abnormal: bool
 
@@ -190,72 +245,79 @@ def _segment_distance(u, v, p0, p1):
 # --------------------------------------------------------------------------
 
 
-def _draw_patients(rng, n, prevalence, difficulty):
-    """Draw anatomy, acquisition and findings for ``n`` patients.
+def _draw_patient(rng, prevalence, difficulty):
+    """Draw one patient's anatomy, acquisition and findings from its own generator.
 
-    Returns a dict of arrays of shape (n,) (a few are (n, k)).
+    Every value is drawn whatever the prevalence (a finding's geometry is
+    drawn for everyone and used where the finding is present), so changing a
+    prevalence changes which findings are drawn, not the patient.
     """
     p = {}
     # Positioning: rotation (rad), shift, magnification.
-    p["rot"] = rng.normal(0.0, 0.06, n)
-    p["tx"] = rng.normal(0.0, 0.07, n)
-    p["ty"] = rng.normal(0.0, 0.07, n)
-    p["scale"] = rng.uniform(0.82, 1.06, n)
+    p["rot"] = rng.normal(0.0, 0.06)
+    p["tx"] = rng.normal(0.0, 0.07)
+    p["ty"] = rng.normal(0.0, 0.07)
+    p["scale"] = rng.uniform(0.82, 1.06)
     # Body habitus and lungs (canonical units).
-    p["body_a"] = rng.uniform(0.86, 0.98, n)
-    p["lung_a"] = rng.uniform(0.27, 0.32, n)
-    p["lung_b"] = rng.uniform(0.68, 0.78, n)
-    p["lung_cu"] = rng.uniform(0.39, 0.44, n)
-    p["lung_cv"] = rng.uniform(-0.06, 0.02, n)
+    p["body_a"] = rng.uniform(0.86, 0.98)
+    p["lung_a"] = rng.uniform(0.27, 0.32)
+    p["lung_b"] = rng.uniform(0.68, 0.78)
+    p["lung_cu"] = rng.uniform(0.39, 0.44)
+    p["lung_cv"] = rng.uniform(-0.06, 0.02)
     # Hemidiaphragm apices: the right (image-left) usually sits higher.
-    p["dome_r"] = rng.uniform(0.33, 0.45, n)
-    p["dome_l"] = p["dome_r"] + rng.uniform(0.02, 0.09, n)
-    p["dome_k"] = rng.uniform(1.0, 1.6, n)
+    p["dome_r"] = rng.uniform(0.33, 0.45)
+    p["dome_l"] = p["dome_r"] + rng.uniform(0.02, 0.09)
+    p["dome_k"] = rng.uniform(1.0, 1.6)
     # Ribs: spacing and phase vary with inspiration and build.
-    p["rib_period"] = rng.uniform(0.115, 0.135, n)
-    p["rib_phase"] = rng.uniform(0.0, 1.0, n)
+    p["rib_period"] = rng.uniform(0.115, 0.135)
+    p["rib_phase"] = rng.uniform(0.0, 1.0)
     # Acquisition: photon count per pixel (noise), contrast (kVp), gamma.
-    p["photons"] = np.exp(rng.uniform(np.log(400.0), np.log(4000.0), n))
-    p["contrast"] = rng.uniform(0.8, 1.2, n)
-    p["gamma"] = rng.uniform(0.85, 1.2, n)
+    p["photons"] = np.exp(rng.uniform(np.log(400.0), np.log(4000.0)))
+    p["contrast"] = rng.uniform(0.8, 1.2)
+    p["gamma"] = rng.uniform(0.85, 1.2)
 
-    labels = np.zeros((n, len(FINDINGS)), np.uint8)
-    for j, name in enumerate(FINDINGS):
-        labels[:, j] = rng.random(n) < prevalence[name]
-    p["labels"] = labels
+    draws = rng.random(len(FINDINGS))
+    p["labels"] = np.array([draws[j] < prevalence[name] for j, name in enumerate(FINDINGS)], np.uint8)
 
     # Heart: cardiothoracic ratio, normal 0.38-0.49, enlarged 0.53-0.65.
-    big = labels[:, FINDINGS.index("cardiomegaly")].astype(bool)
-    p["ctr"] = np.where(big, rng.uniform(0.53, 0.65, n), rng.uniform(0.38, 0.49, n))
+    normal_ctr, large_ctr = rng.uniform(0.38, 0.49), rng.uniform(0.53, 0.65)
+    p["ctr"] = large_ctr if p["labels"][FINDINGS.index("cardiomegaly")] else normal_ctr
 
-    # Findings' geometry. Each is drawn for everyone (cheap) and used where present.
+    # Pneumonia: lobar (a zone below or above a fissure) or patchy (up to four blobs).
     ease = 0.9 * (1.0 - difficulty)
-    p["pn_side"] = rng.integers(0, 2, n)  # 0 image-left lung, 1 image-right
-    p["pn_lobar"] = rng.random(n) < 0.35
-    p["pn_fill"] = rng.uniform(0.25 + 0.35 * ease, 0.45 + 0.45 * ease, n)
-    p["pn_blobs"] = rng.uniform(-0.8, 0.8, (n, 4, 2))  # positions in the lung's own frame
+    p["pn_side"] = rng.integers(0, 2)  # 0 image-left lung, 1 image-right
+    p["pn_lobar"] = rng.random() < 0.35
+    p["pn_fill"] = rng.uniform(0.25 + 0.35 * ease, 0.45 + 0.45 * ease)
+    blobs = rng.uniform(-0.8, 0.8, (4, 2))  # positions in the lung's own frame
     # The first patch lies anywhere in the aerated lung (uniform over a disc, kept
     # above the dome), so that every positive image shows its consolidation.
-    radius, angle = 0.6 * np.sqrt(rng.random(n)), rng.uniform(0, 2 * np.pi, n)
-    p["pn_blobs"][:, 0, 0] = radius * np.cos(angle)
-    p["pn_blobs"][:, 0, 1] = np.minimum(radius * np.sin(angle), 0.35)
-    p["pn_radius"] = rng.uniform(0.08 + 0.05 * ease, 0.13 + 0.08 * ease, (n, 4))
-    p["pn_n"] = rng.integers(1, 5, n)
-    p["pn_cut"] = rng.uniform(-0.15, 0.2, n)  # lobar: the fissure's height, above the dome
-    p["pn_upper"] = rng.random(n) < 0.4  # lobar: upper zone (above the fissure) or lower
-    p["pn_tilt"] = rng.uniform(-0.3, 0.3, n)
+    radius, angle = 0.6 * np.sqrt(rng.random()), rng.uniform(0, 2 * np.pi)
+    blobs[0] = radius * np.cos(angle), min(radius * np.sin(angle), 0.35)
+    p["pn_blobs"] = blobs
+    p["pn_radius"] = rng.uniform(0.08 + 0.05 * ease, 0.13 + 0.08 * ease, 4)
+    p["pn_n"] = rng.integers(1, 5)
+    p["pn_cut"] = rng.uniform(-0.15, 0.2)  # lobar: the fissure's height, above the dome
+    p["pn_upper"] = rng.random() < 0.4  # lobar: upper zone (above the fissure) or lower
+    p["pn_tilt"] = rng.uniform(-0.3, 0.3)
 
-    mass = rng.random(n) < 0.3
-    p["nod_r"] = np.where(mass, rng.uniform(0.08, 0.12, n), rng.uniform(0.035, 0.06, n))
-    p["nod_side"] = rng.integers(0, 2, n)
-    p["nod_pos"] = rng.uniform(-0.6, 0.6, (n, 2))
+    # Nodule (radius 0.035-0.06: 14-24 mm across at scale 1) or mass (0.08-0.12: 32-48 mm).
+    mass = rng.random() < 0.3
+    nodule_r, mass_r = rng.uniform(0.035, 0.06), rng.uniform(0.08, 0.12)
+    p["nod_r"] = mass_r if mass else nodule_r
+    p["nod_side"] = rng.integers(0, 2)
+    p["nod_pos"] = rng.uniform(-0.6, 0.6, 2)
 
-    p["eff_side"] = rng.integers(0, 2, n)
-    p["eff_height"] = rng.uniform(0.12, 0.35, n)
+    p["eff_side"] = rng.integers(0, 2)
+    p["eff_height"] = rng.uniform(0.12, 0.35)
 
-    p["ptx_side"] = rng.integers(0, 2, n)
-    p["ptx_depth"] = rng.uniform(0.05, 0.14, n)
+    p["ptx_side"] = rng.integers(0, 2)
+    p["ptx_depth"] = rng.uniform(0.05, 0.14)
     return p
+
+
+def _stack(patients):
+    """Per-patient dicts into one dict of arrays with a leading axis of patients."""
+    return {k: np.stack([np.asarray(q[k]) for q in patients]) for k in patients[0]}
 
 
 # --------------------------------------------------------------------------
@@ -263,190 +325,261 @@ def _draw_patients(rng, n, prevalence, difficulty):
 # --------------------------------------------------------------------------
 
 
-def _render(p, idx, size, rng, marker, want_masks):
-    """Line integral A, finding masks, for patients ``idx`` of parameter set p."""
-    n = len(idx)
-    q = {k: (v[idx] if isinstance(v, np.ndarray) else v) for k, v in p.items()}
-    lab = q["labels"].astype(bool)
+@dataclass
+class _Frame:
+    """Where every pixel of a chunk of films lies in the canonical frame, and the lungs drawn in it.
 
-    # Pixel centres in film coordinates, then per-image into the canonical frame.
+    ``u, v`` (n, H, W) are canonical coordinates, ``x, y`` (1, H, W) film
+    coordinates. ``half`` is -1 on the image-left side and 1 on the right;
+    ``lung_cu`` the centre of the lung on that side; ``qlung`` the elliptic
+    radius of the lung envelope (1 at the rib cage); ``field`` the envelope's
+    interior, ``below`` 1 above the diaphragm; ``dome`` the height of the
+    diaphragm under each pixel; ``lung`` the air path through the lung.
+    """
+
+    u: np.ndarray
+    v: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    half: np.ndarray = None
+    lung_cu: np.ndarray = None
+    qlung: np.ndarray = None
+    field: np.ndarray = None
+    below: np.ndarray = None
+    dome: np.ndarray = None
+    lung: np.ndarray = None
+
+
+def _frame(q, size):
+    """Pixel centres in film coordinates, mapped per film into the canonical frame."""
     g = (np.arange(size, dtype=np.float32) + 0.5) / size * 2.0 - 1.0
     y, x = np.meshgrid(g, g, indexing="ij")
     x, y = x[None], y[None]
     c, s = _col(np.cos(q["rot"])), _col(np.sin(q["rot"]))
     xs, ys = (x - _col(q["tx"])) / _col(q["scale"]), (y - _col(q["ty"])) / _col(q["scale"])
-    u = c * xs + s * ys
-    v = -s * xs + c * ys
+    return _Frame(u=c * xs + s * ys, v=-s * xs + c * ys, x=x, y=y)
 
-    # Soft tissue of the trunk, neck and shoulders.
-    body = 1.4 * _ellipsoid(u, v, 0.0, 0.25, q["body_a"], np.full(n, 1.35))
-    body = np.maximum(body, 0.9 * _ellipsoid(u, v, 0.0, -1.05, np.full(n, 0.3), np.full(n, 0.5)))
-    shoulders = 0.7 * _ellipsoid(u, v, 0.0, -0.9, q["body_a"] * 1.12, np.full(n, 0.3))
-    A = _MU_TISSUE * np.maximum(body, shoulders)
 
-    # Lungs: ellipsoids cut below by the diaphragm domes (parabolas).
-    half = np.where(u < 0, -1.0, 1.0).astype(np.float32)
-    lung_cu = half * _col(q["lung_cu"])
-    dome_apex = np.where(u < 0, _col(q["dome_r"]), _col(q["dome_l"]))
-    dome = dome_apex + _col(q["dome_k"]) * (u - lung_cu * 0.9) ** 2
-    qlung = ((u - lung_cu) / _col(q["lung_a"])) ** 2 + ((v - _col(q["lung_cv"])) / _col(q["lung_b"])) ** 2
-    field = np.clip(1.0 - qlung, 0.0, None)  # inside the rib cage envelope
-    below = _ramp(dome - v, 0.03)  # 1 above the dome, 0 below it
-    lung = np.sqrt(field) * below  # normalised air path length
+def _soft_tissue(f, q):
+    """The trunk, the neck and the shoulders: path length through soft tissue."""
+    n = len(q["rot"])
+    body = _BODY_DEPTH * _ellipsoid(f.u, f.v, 0.0, 0.25, q["body_a"], np.full(n, 1.35))
+    neck = _NECK_DEPTH * _ellipsoid(f.u, f.v, 0.0, -1.05, np.full(n, 0.3), np.full(n, 0.5))
+    shoulders = _SHOULDER_DEPTH * _ellipsoid(f.u, f.v, 0.0, -0.9, q["body_a"] * 1.12, np.full(n, 0.3))
+    return _MU_TISSUE * np.maximum(np.maximum(body, neck), shoulders)
 
-    # Heart: its width follows the cardiothoracic ratio exactly,
-    # a third to the image-left of the midline, two thirds to the right.
+
+def _lungs(f, q):
+    """Both lungs: ellipsoids cut below by the diaphragm domes (parabolas). Fills in ``f``."""
+    f.half = np.where(f.u < 0, -1.0, 1.0).astype(np.float32)
+    f.lung_cu = f.half * _col(q["lung_cu"])
+    dome_apex = np.where(f.u < 0, _col(q["dome_r"]), _col(q["dome_l"]))
+    f.dome = dome_apex + _col(q["dome_k"]) * (f.u - f.lung_cu * 0.9) ** 2
+    f.qlung = ((f.u - f.lung_cu) / _col(q["lung_a"])) ** 2 + ((f.v - _col(q["lung_cv"])) / _col(q["lung_b"])) ** 2
+    f.field = np.clip(1.0 - f.qlung, 0.0, None)  # inside the rib cage envelope
+    f.below = _ramp(f.dome - f.v, 0.03)  # 1 above the dome, 0 below it
+    f.lung = np.sqrt(f.field) * f.below  # normalised air path length
+
+
+def _heart_and_mediastinum(f, q):
+    """The cardiomediastinal silhouette; it displaces the lung where it lies.
+
+    The heart's width follows the cardiothoracic ratio exactly, a third of it
+    to the image-left of the midline and two thirds to the right. Returns the
+    tissue it adds, the heart itself (0-1) and the height of its centre.
+    """
+    n = len(q["rot"])
     thorax_w = 2.0 * (q["lung_cu"] + q["lung_a"])
     heart_a = q["ctr"] * thorax_w / 2.0
-    heart_cu = heart_a / 3.0
     heart_cv = q["dome_r"] - 0.08
-    heart = _heart(u, v, heart_cu, heart_cv, heart_a)
-    aorta = _ellipsoid(u, v, np.full(n, 0.12), heart_cv - 0.4, np.full(n, 0.08), np.full(n, 0.07))
-    medi = _ramp(0.12 - np.abs(u + 0.01), 0.04) * _ramp(_col(heart_cv) - v, 0.1) * _ramp(v + 1.1, 0.1)
-    shadow = np.maximum(heart, aorta)  # the cardiomediastinal silhouette
-    A += 0.8 * np.maximum(shadow, medi)
-    lung *= 1.0 - np.clip(shadow * 1.3, 0.0, 1.0)
+    heart = _heart(f.u, f.v, heart_a / 3.0, heart_cv, heart_a)
+    aorta = _ellipsoid(f.u, f.v, np.full(n, 0.12), heart_cv - 0.4, np.full(n, 0.08), np.full(n, 0.07))
+    medi = _ramp(0.12 - np.abs(f.u + 0.01), 0.04) * _ramp(_col(heart_cv) - f.v, 0.1) * _ramp(f.v + 1.1, 0.1)
+    shadow = np.maximum(heart, aorta)
+    f.lung = f.lung * (1.0 - np.clip(shadow * 1.3, 0.0, 1.0))
+    added = _MU_TISSUE * np.maximum(_HEART_DEPTH * shadow, _MEDIASTINUM_DEPTH * medi)
+    return added, heart, heart_cv
 
-    # Lung markings: vessels branching from the hila, as smoothed noise
-    # weighted towards the hila.
-    noise = rng.standard_normal((n, size, size)).astype(np.float32)
+
+def _lung_markings(f, tex):
+    """Vessels branching from the hila, as smoothed noise weighted towards the hila."""
+    hilum = np.exp(-(((np.abs(f.u) - 0.2) / 0.22) ** 2 + ((f.v + 0.05) / 0.3) ** 2))
+    return np.clip(0.12 + 0.22 * hilum + 0.09 * tex, 0.0, None)
+
+
+def _pneumonia(f, q, tex, on):
+    """Lobar (a zone of one lung beyond a fissure-like edge) or patchy (blobs mottled by noise).
+
+    Returns the fraction of lung air replaced by fluid, and the region (0-1).
+    """
+    side = np.where(q["pn_side"] == 0, -1.0, 1.0)
+    same = (f.half == _col(side)).astype(np.float32)
+    fissure = f.v - (_col(q["pn_cut"]) - 0.25 * _col(q["pn_upper"]) + _col(q["pn_tilt"]) * (f.u - f.lung_cu))
+    fissure = np.where(_col(q["pn_upper"]) > 0, -fissure, fissure)
+    lobar = _ramp(fissure, 0.08) * same
+    patch = np.zeros_like(f.u)
+    for b in range(4):
+        bu = side * q["lung_cu"] + q["pn_blobs"][:, b, 0] * q["lung_a"]
+        bv = q["lung_cv"] + q["pn_blobs"][:, b, 1] * q["lung_b"]
+        d2 = ((f.u - _col(bu)) ** 2 + (f.v - _col(bv)) ** 2) / _col(q["pn_radius"][:, b]) ** 2
+        patch = np.maximum(patch, np.exp(-d2) * _col(b < q["pn_n"]))
+    mottle = np.clip(0.75 + 0.5 * tex, 0.0, 1.0)
+    region = np.where(_col(q["pn_lobar"]) > 0, lobar, patch * mottle) * (f.field > 0) * _col(on)
+    return np.clip(region * _col(q["pn_fill"]), 0.0, 0.95), region
+
+
+def _nodule_centre(q):
+    """Canonical centre (u, v) of the nodule in its lung."""
+    u = np.where(q["nod_side"] == 0, -1.0, 1.0) * q["lung_cu"] + q["nod_pos"][:, 0] * q["lung_a"] * 0.7
+    v = q["lung_cv"] + q["nod_pos"][:, 1] * q["lung_b"] * 0.6
+    return u, v
+
+
+def _nodule(f, q, on):
+    """A sphere of tissue inside one lung. Returns the tissue added and the squared distance over r^2."""
+    cu, cv = _nodule_centre(q)
+    r = _col(q["nod_r"])
+    d2 = ((f.u - _col(cu)) ** 2 + (f.v - _col(cv)) ** 2) / r**2
+    sphere = np.sqrt(np.clip(1.0 - d2, 0.0, None))
+    return _MU_TISSUE * _NODULE_DEPTH * sphere * (r / 0.06) * _col(on), d2
+
+
+def _effusion(f, q, on):
+    """Fluid at the base of one hemithorax; its meniscus climbs the lateral wall.
+
+    Returns the fraction of lung air replaced, the tissue added and the fluid (0-1).
+    """
+    side = np.where(q["eff_side"] == 0, -1.0, 1.0)
+    same = (f.half == _col(side)).astype(np.float32)
+    lateral = np.clip((f.u - f.lung_cu) * f.half / _col(q["lung_a"]), -1.0, 1.0)  # -1 medial, 1 lateral
+    level = _col(np.where(side < 0, q["dome_r"], q["dome_l"]) - q["eff_height"])
+    meniscus = level + 0.12 * (1.0 - lateral) ** 2 - 0.1 * np.clip(lateral, 0, 1)
+    fluid = _ramp(f.v - meniscus, 0.05) * same * (f.qlung < 1.15) * _col(on)
+    added = _MU_TISSUE * _EFFUSION_DEPTH * fluid * np.sqrt(np.clip(1.3 - f.qlung, 0.0, None))
+    return fluid * 0.97, added, fluid
+
+
+def _pneumothorax(f, q, on):
+    """Air between the chest wall and the collapsed lung, with a thin visceral pleural line.
+
+    Returns the gap (0-1, where the lung has no markings), the extra air and the line.
+    """
+    side = np.where(q["ptx_side"] == 0, -1.0, 1.0)
+    same = (f.half == _col(side)).astype(np.float32)
+    shrink = 1.0 - _col(q["ptx_depth"]) / _col(q["lung_a"])
+    inner = f.qlung / shrink**2
+    rim = (f.u - f.lung_cu) * f.half > -0.2 * _col(q["lung_a"])  # lateral and apical rim
+    gap = ((f.qlung < 1.0) & (inner >= 1.0) & rim & (f.v < f.dome)).astype(np.float32) * same * _col(on)
+    line = np.exp(-(((np.sqrt(inner) - 1.0) / 0.02) ** 2)) * same * _col(on) * rim * (f.qlung < 1.0)
+    return gap, _PNEUMOTHORAX_AIR * gap, _PLEURAL_LINE * line
+
+
+def _air_outside_the_lungs(f, q, heart_cv):
+    """Trachea and gastric bubble: the air outside the lungs that every reader looks for."""
+    n = len(q["rot"])
+    trachea = _ramp(0.035 - np.abs(f.u + 0.01 * f.v), 0.02) * _ramp(_col(heart_cv) - 0.35 - f.v, 0.05)
+    bubble = _ellipsoid(f.u, f.v, q["lung_cu"] * 0.75, q["dome_l"] + 0.14, np.full(n, 0.1), np.full(n, 0.06))
+    return _TRACHEA_AIR * trachea + _GASTRIC_AIR * bubble
+
+
+def _bones(f, q):
+    """Spine (vertebral bodies and discs), posterior ribs and clavicles: bone path length times its attenuation."""
+    n = len(q["rot"])
+    spine = _ramp(0.07 - np.abs(f.u), 0.03) * (0.75 + 0.25 * np.cos(2 * np.pi * f.v / 0.11))
+    su = np.abs(f.u)
+    rib_v = f.v + 0.1 * su - 0.75 * su**2  # posterior ribs: flat at the spine, arcing down laterally
+    phase = rib_v / _col(q["rib_period"]) + _col(q["rib_phase"])
+    rib = np.clip((np.cos(2 * np.pi * phase) - 0.55) / 0.45, 0.0, 1.0) ** 0.5
+    cage = (_ramp(1.02 - f.qlung, 0.08) * _ramp(su - 0.08, 0.05) * _ramp(f.v + 0.75, 0.05)
+            * _ramp(f.dome + 0.06 - f.v, 0.06))
+    ends = np.stack([np.full(n, 0.08), np.full(n, -0.66)], 1), np.stack([np.full(n, 0.66), np.full(n, -0.8)], 1)
+    clavicle = _ramp(0.035 - _segment_distance(su, f.v, *ends), 0.02)
+    return _MU_BONE * (_SPINE_DEPTH * spine + _RIB_DEPTH * rib * cage + _CLAVICLE_DEPTH * clavicle)
+
+
+def _render(q, size, textures, marker, want_masks):
+    """Line integral A (n, H, W) and the finding masks for the patients of ``q``.
+
+    ``textures`` (n, H, W) is standard normal noise, one field per film, that
+    draws the lung markings and the mottling of patchy consolidation.
+    """
+    n = len(q["rot"])
+    lab = q["labels"].astype(bool)
+    f = _frame(q, size)
+    A = _soft_tissue(f, q)
+    _lungs(f, q)
+    added, heart, heart_cv = _heart_and_mediastinum(f, q)
+    A += added
     sig = 1.2 * size / 64.0
-    tex = ndimage.gaussian_filter(noise, sigma=(0, sig, sig)) * 2.2
-    hilum = np.exp(-(((np.abs(u) - 0.2) / 0.22) ** 2 + ((v + 0.05) / 0.3) ** 2))
-    markings = np.clip(0.12 + 0.22 * hilum + 0.09 * tex, 0.0, None)
+    tex = ndimage.gaussian_filter(textures, sigma=(0, sig, sig)) * 2.2
+    markings = _lung_markings(f, tex)
 
     masks = np.zeros((n, len(FINDINGS), size, size), bool) if want_masks else None
-    fill = np.zeros_like(lung)  # fraction of lung air replaced by fluid
-    extra_air = np.zeros_like(lung)
+    fill = np.zeros_like(f.lung)  # fraction of lung air replaced by fluid
+    extra_air = np.zeros_like(f.lung)
 
-    # Pneumonia: lobar (a zone of one lung below a fissure-like edge) or
-    # patchy (several blobs, mottled by noise).
     k = FINDINGS.index("pneumonia")
-    on = lab[:, k]
-    if on.any():
-        side = np.where(q["pn_side"] == 0, -1.0, 1.0)
-        same = (half == _col(side)).astype(np.float32)
-        below_fissure = v - (_col(q["pn_cut"]) - 0.25 * _col(q["pn_upper"]) + _col(q["pn_tilt"]) * (u - lung_cu))
-        below_fissure = np.where(_col(q["pn_upper"]) > 0, -below_fissure, below_fissure)
-        lobar = _ramp(below_fissure, 0.08) * same
-        patch = np.zeros_like(lung)
-        for b in range(4):
-            bu = side * q["lung_cu"] + q["pn_blobs"][:, b, 0] * q["lung_a"]
-            bv = q["lung_cv"] + q["pn_blobs"][:, b, 1] * q["lung_b"]
-            r = q["pn_radius"][:, b]
-            d2 = ((u - _col(bu)) ** 2 + (v - _col(bv)) ** 2) / _col(r) ** 2
-            patch = np.maximum(patch, np.exp(-d2) * _col(b < q["pn_n"]))
-        mottle = np.clip(0.75 + 0.5 * tex, 0.0, 1.0)
-        region = np.where(_col(q["pn_lobar"]) > 0, lobar, patch * mottle)
-        region = region * (field > 0) * _col(on)
-        fill = np.maximum(fill, np.clip(region * _col(q["pn_fill"]), 0.0, 0.95))
-        if want_masks:
-            # the anatomical lung, including the part behind the heart (retrocardiac)
-            masks[:, k] = (region > 0.35) & (field > 0) & (below > 0.5)
+    if lab[:, k].any():
+        consolidation, region = _pneumonia(f, q, tex, lab[:, k])
+        fill = np.maximum(fill, consolidation)
+        if want_masks:  # the anatomical lung, including the part behind the heart (retrocardiac)
+            masks[:, k] = (region > 0.35) & (f.field > 0) & (f.below > 0.5)
 
-    # Nodule or mass: a sphere of tissue inside one lung.
     k = FINDINGS.index("nodule")
-    on = lab[:, k]
-    nod_u = np.where(q["nod_side"] == 0, -1.0, 1.0) * q["lung_cu"] + q["nod_pos"][:, 0] * q["lung_a"] * 0.7
-    nod_v = q["lung_cv"] + q["nod_pos"][:, 1] * q["lung_b"] * 0.6
-    if on.any():
-        r = _col(q["nod_r"])
-        d2 = (u - _col(nod_u)) ** 2 + (v - _col(nod_v)) ** 2
-        sphere = np.sqrt(np.clip(1.0 - d2 / r**2, 0.0, None))
-        A += 0.9 * sphere * (r / 0.06) * _col(on)
+    if lab[:, k].any():
+        tissue, d2 = _nodule(f, q, lab[:, k])
+        A += tissue
         if want_masks:
-            masks[:, k] = (d2 < r**2) & _col(on).astype(bool)
+            masks[:, k] = (d2 < 1.0) & lab[:, k, None, None]
 
-    # Cardiomegaly: the heart drawn above is already wide; its mask is the heart.
-    k = FINDINGS.index("cardiomegaly")
+    k = FINDINGS.index("cardiomegaly")  # the heart drawn above is already wide; its mask is the heart
     if want_masks:
         masks[:, k] = (heart > 0) & lab[:, k, None, None]
 
-    # Pleural effusion: fluid at the base of one hemithorax, its upper edge a
-    # meniscus that climbs the lateral wall and blunts the costophrenic angle.
     k = FINDINGS.index("effusion")
-    on = lab[:, k]
-    if on.any():
-        side = np.where(q["eff_side"] == 0, -1.0, 1.0)
-        same = (half == _col(side)).astype(np.float32)
-        lateral = np.clip((u - lung_cu) * half / _col(q["lung_a"]), -1.0, 1.0)  # -1 medial, 1 lateral
-        level = _col(np.where(side < 0, q["dome_r"], q["dome_l"]) - q["eff_height"])
-        meniscus = level + 0.12 * (1.0 - lateral) ** 2 - 0.1 * np.clip(lateral, 0, 1)
-        fluid = _ramp(v - meniscus, 0.05) * same * (qlung < 1.15) * _col(on)
-        fill = np.maximum(fill, fluid * 0.97)
-        A += 0.5 * fluid * np.sqrt(np.clip(1.3 - qlung, 0.0, None))
+    if lab[:, k].any():
+        fluid_fill, tissue, fluid = _effusion(f, q, lab[:, k])
+        fill = np.maximum(fill, fluid_fill)
+        A += tissue
         if want_masks:
-            masks[:, k] = (fluid > 0.5) & (qlung < 1.0)
+            masks[:, k] = (fluid > 0.5) & (f.qlung < 1.0)
 
-    # Pneumothorax: air between the chest wall and the collapsed lung, with
-    # no markings, and a thin visceral pleural line at the lung's edge.
     k = FINDINGS.index("pneumothorax")
-    on = lab[:, k]
-    if on.any():
-        side = np.where(q["ptx_side"] == 0, -1.0, 1.0)
-        same = (half == _col(side)).astype(np.float32)
-        shrink = 1.0 - _col(q["ptx_depth"]) / _col(q["lung_a"])
-        inner = qlung / shrink**2
-        outer_part = (u - lung_cu) * half > -0.2 * _col(q["lung_a"])  # lateral and apical rim
-        gap = ((qlung < 1.0) & (inner >= 1.0) & outer_part & (v < dome)).astype(np.float32)
-        gap *= same * _col(on)
-        line = np.exp(-(((np.sqrt(inner) - 1.0) / 0.02) ** 2)) * same * _col(on) * outer_part * (qlung < 1.0)
-        extra_air += gap * 0.35
+    if lab[:, k].any():
+        gap, air, line = _pneumothorax(f, q, lab[:, k])
+        extra_air += air
         markings = markings * (1.0 - gap)
-        A += 0.25 * line
+        A += line
         if want_masks:
             masks[:, k] = gap > 0.5
 
     # Air in the lungs lowers the line integral; fluid and markings raise it back.
-    air = lung * (1.0 - fill)
+    air = f.lung * (1.0 - fill)
     A -= _MU_AIR_IN_LUNG * 1.1 * air + extra_air
     A += markings * air * 0.55
+    A -= _air_outside_the_lungs(f, q, heart_cv)
+    A += _bones(f, q)
 
-    # Trachea and gastric bubble: the air outside the lungs that every reader looks for.
-    trachea = _ramp(0.035 - np.abs(u + 0.01 * v), 0.02) * _ramp(_col(heart_cv) - 0.35 - v, 0.05)
-    bubble = _ellipsoid(u, v, q["lung_cu"] * 0.75, q["dome_l"] + 0.14, np.full(n, 0.1), np.full(n, 0.06))
-    A -= 0.35 * trachea + 0.5 * bubble
-
-    # Bone: spine (vertebral bodies and discs), posterior ribs, clavicles.
-    vert = 0.75 + 0.25 * np.cos(2 * np.pi * v / 0.11)
-    spine = _ramp(0.07 - np.abs(u), 0.03) * vert
-    su = np.abs(u)
-    rib_v = v + 0.1 * su - 0.75 * su**2  # posterior ribs: flat at the spine, arcing down laterally
-    phase = rib_v / _col(q["rib_period"]) + _col(q["rib_phase"])
-    rib = np.clip((np.cos(2 * np.pi * phase) - 0.55) / 0.45, 0.0, 1.0) ** 0.5
-    cage = _ramp(1.02 - qlung, 0.08) * _ramp(su - 0.08, 0.05) * _ramp(v + 0.75, 0.05) * _ramp(dome + 0.06 - v, 0.06)
-    p0 = np.stack([np.full(n, 0.08), np.full(n, -0.66)], 1)
-    p1 = np.stack([np.full(n, 0.66), np.full(n, -0.8)], 1)
-    clav = np.maximum(
-        _ramp(0.035 - _segment_distance(su, v, p0, p1), 0.02),
-        0.0,
-    )
-    A += _MU_BONE * (0.12 * spine + 0.09 * rib * cage + 0.2 * clav)
-
-    # Burned-in marker (the confounder): a bright square block in a corner.
-    if marker is not None:
-        mk = marker[idx]
-        block = (x > 0.62) & (x < 0.86) & (y > -0.88) & (y < -0.66)
-        A = np.where(block & mk[:, None, None], 3.5, A)
-
+    if marker is not None:  # the confounder: a bright block burned into a corner
+        block = (f.x > 0.62) & (f.x < 0.86) & (f.y > -0.88) & (f.y < -0.66)
+        A = np.where(block & marker[:, None, None], _MARKER_VALUE, A)
     return A, masks
 
 
-def _expose(A, q, rng, size):
-    """Photon noise and detector blur on the line integral A (n, H, W)."""
+def _expose(A, q, noise, size):
+    """Photon noise and detector blur on the line integral A (n, H, W); ``noise`` is standard normal, same shape."""
     mu = A * _col(q["contrast"]) * 0.9
     expected = _col(q["photons"]) * np.exp(-mu)
-    counts = expected + np.sqrt(expected) * rng.standard_normal(A.shape).astype(np.float32)
+    counts = expected + np.sqrt(expected) * noise
     signal = -np.log(np.clip(counts, 1.0, None) / _col(q["photons"]))
     sig = 0.6 * size / 64.0
     return ndimage.gaussian_filter(signal, sigma=(0, sig, sig))
 
 
 def _window(signal, gamma, lo=None, hi=None):
-    """Map the exposure to 0-255 as a viewer's automatic window does."""
+    """Map the exposure to 0-255 as a viewer's automatic window does (see ``_WINDOW_PERCENTILES``)."""
     if lo is None:
-        lo = np.percentile(signal, 1.0, axis=(-2, -1), keepdims=True)
-        hi = np.percentile(signal, 99.5, axis=(-2, -1), keepdims=True)
+        lo, hi = np.percentile(signal, _WINDOW_PERCENTILES, axis=(-2, -1), keepdims=True)
     z = np.clip((signal - lo) / np.maximum(hi - lo, 1e-6), 0.0, 1.0)
     return np.round(255.0 * z ** _col(gamma)).astype(np.uint8)
 
@@ -536,29 +669,39 @@ def generate(
     if confounder is not None and not 0.0 <= confounder <= 1.0:
         raise ValueError(f"confounder must be None or a strength in [0, 1]; got {confounder!r}.")
 
-    rng = np.random.default_rng(seed)
-    p = _draw_patients(rng, n, prev, difficulty)
+    # Each film has its own streams, spawned from the seed: one for the patient, one for
+    # the noise, one for the marker. Adding films, or switching the confounder, leaves
+    # every other film as it was.
+    streams = [[np.random.default_rng(s) for s in child.spawn(3)] for child in np.random.SeedSequence(seed).spawn(n)]
+    p = _stack([_draw_patient(patient, prev, difficulty) for patient, _, _ in streams])
     marker = None
     if confounder is not None:
         target = p["labels"][:, FINDINGS.index(confounder_target)].astype(bool)
         chance = np.where(target, (1.0 + confounder) / 2.0, (1.0 - confounder) / 2.0)
-        marker = rng.random(n) < chance
+        marker = np.array([m.random() for _, _, m in streams]) < chance
 
     images = np.empty((n, size, size), np.uint8)
     all_masks = np.zeros((n, len(FINDINGS), size, size), bool) if masks else None
     for start in range(0, n, _CHUNK):
         idx = np.arange(start, min(start + _CHUNK, n))
-        A, m = _render(p, idx, size, rng, marker, masks)
-        q = {k: p[k][idx] for k in ("contrast", "photons", "gamma")}
-        images[idx] = _window(_expose(A, q, rng, size), q["gamma"])
+        q = {k: v[idx] for k, v in p.items()}
+        noise = [streams[i][1] for i in idx]
+        textures = np.stack([g.standard_normal((size, size), np.float32) for g in noise])
+        A, m = _render(q, size, textures, None if marker is None else marker[idx], masks)
+        quantum = np.stack([g.standard_normal((size, size), np.float32) for g in noise])
+        images[idx] = _window(_expose(A, q, quantum, size), q["gamma"])
         if masks:
             all_masks[idx] = m
+    nodule = p["labels"][:, FINDINGS.index("nodule")].astype(bool)
+    mm_per_unit = p["scale"] * FIELD_OF_VIEW_MM / 2.0  # canonical units to film units to millimetres
     return PhantomImages(
         images=images,
         labels=p["labels"],
         masks=all_masks,
         ctr=p["ctr"].astype(np.float32),
         marker=marker if marker is not None else np.zeros(n, bool),
+        pixel_spacing=pixel_spacing(size),
+        nodule_mm=np.where(nodule, 2.0 * p["nod_r"] * mm_per_unit, np.nan).astype(np.float32),
     )
 
 
@@ -631,7 +774,7 @@ def breathing_sequence(
         raise ValueError(f"photons (the dose per frame) must be positive; got {photons!r}.")
 
     rng = np.random.default_rng(seed)
-    base = _draw_patients(rng, 1, {**DEFAULT_PREVALENCE, "nodule": 1.0, "pneumonia": 0.0}, 0.5)
+    base = _stack([_draw_patient(rng, {**DEFAULT_PREVALENCE, "nodule": 1.0, "pneumonia": 0.0}, 0.5)])
     base["nod_r"][:] = rng.uniform(0.05, 0.07)
     base["nod_pos"][0] = [rng.uniform(-0.3, 0.3), rng.uniform(-0.1, 0.45)]
     base["photons"][:] = photons
@@ -649,7 +792,7 @@ def breathing_sequence(
     breath = _lujan(phase) * depth * excursion
     still = rng.integers(0, 2) if pattern == "paralysed" else -1
 
-    p = {k: (np.repeat(v, n_frames, axis=0) if isinstance(v, np.ndarray) else v) for k, v in base.items()}
+    p = {k: np.repeat(v, n_frames, axis=0) for k, v in base.items()}
     p["dome_r"] = p["dome_r"] + (breath if still != 0 else -0.2 * breath)
     p["dome_l"] = p["dome_l"] + (breath if still != 1 else -0.2 * breath)
     # The lung base follows the diaphragm: a nodule moves by the fraction of
@@ -664,13 +807,15 @@ def breathing_sequence(
     p["nod_pos"][:, 1] = (nod_v - base["lung_cv"][0]) / (base["lung_b"][0] * 0.6)
     p["rib_phase"] = p["rib_phase"] - breath * 0.35  # ribs lift a little on inspiration
 
+    # One patient: the lung markings are the same in every frame; the quantum noise is new in each.
+    texture = rng.standard_normal((size, size), np.float32)
     A = np.empty((n_frames, size, size), np.float32)
     for start in range(0, n_frames, _CHUNK):
         idx = np.arange(start, min(start + _CHUNK, n_frames))
-        A[idx], _ = _render(p, idx, size, rng, None, False)
-    signal = _expose(A, p, rng, size)
-    lo = np.percentile(signal, 1.0)
-    hi = np.percentile(signal, 99.5)
+        q = {k: v[idx] for k, v in p.items()}
+        A[idx], _ = _render(q, size, np.broadcast_to(texture, (len(idx), size, size)), None, False)
+    signal = _expose(A, p, rng.standard_normal(A.shape, np.float32), size)
+    lo, hi = np.percentile(signal, _WINDOW_PERCENTILES)
     frames = _window(signal, p["gamma"], lo, hi)
 
     # Ground truth: canonical positions mapped to pixels with the same affine.
@@ -694,6 +839,7 @@ def breathing_sequence(
         domes=domes,
         nodule=nodule,
         nodule_radius=radius,
+        pixel_spacing=pixel_spacing(size),
         pattern=pattern,
         abnormal=pattern == "paralysed",
     )
