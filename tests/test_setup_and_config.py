@@ -50,8 +50,8 @@ def test_data_dir_default_is_the_kits_cache(monkeypatch):
 def test_load_uses_the_profile(monkeypatch):
     ds = data.load(sizes=(10, 4, 4))
     assert ds.name == "phantom" and ds.train.images.shape == (10, 64, 64)
-    with pytest.raises(ValueError, match="only apply to the phantom"):
-        data.load("pneumoniamnist", sizes=(1, 1, 1))
+    with pytest.raises(ValueError, match="only the phantom draws"):
+        data.load("pneumoniamnist", labels="all")  # refused before any download
 
 
 def test_setup_prints_one_line_and_seeds(capsys):
@@ -100,3 +100,19 @@ def test_quiet_hides_native_stderr_but_not_errors(capfd):
             os.write(2, b"context before the error\n")
             raise RuntimeError("boom")
     assert "context before the error" in capfd.readouterr().err
+
+
+def test_load_takes_a_subset_of_real_data_and_names_phantom_only_options(tmp_path, tiny_phantom):
+    from medkit import data
+
+    npz = data.write_medmnist(tiny_phantom, tmp_path / "small.npz")
+    small = data.load(str(npz), sizes=(10, 5, 50))
+    assert (len(small.train), len(small.val), len(small.test)) == (10, 5, 20)
+    assert small.image_size == 32 and small.info["subset"] == (10, 5, 20)
+    rows = {tuple(r.ravel()) for r in tiny_phantom.train.images.reshape(60, -1)}
+    assert all(tuple(r.ravel()) in rows for r in small.train.images.reshape(10, -1))
+    assert np.array_equal(data.load(str(npz), sizes=(10, 5, 50)).train.images, small.train.images)
+    with pytest.raises(ValueError, match=r"only the phantom draws.*data.load\('phantom'"):
+        data.load(str(npz), masks=True)
+    folder = data.write_kermany(tiny_phantom, tmp_path / "k")
+    assert data.load(str(folder)).image_size == 64  # films on disk: the profile's size

@@ -57,10 +57,14 @@ def load(name: str | None = None, *, profile: str | None = None, path: str | Pat
         For ``pneumoniamnist`` and ``chestmnist``: a local copy of the file to
         validate and use instead of downloading.
     seed : int, default 0
-        Phantom seed; NIH validation-split seed.
+        Phantom seed; NIH validation-split seed; the seed of a real dataset's subset.
     **phantom_options
-        Passed to :func:`load_phantom` (``sizes``, ``labels``, ``difficulty``,
-        ``confounder``, ``masks``, ...); given with another dataset, an error.
+        ``sizes=(train, val, test)`` works for every dataset: the phantom draws
+        that many films, a real dataset keeps a random subset of each split
+        (:meth:`Dataset.subset`). The rest (``labels``, ``difficulty``,
+        ``prevalence``, ``confounder``, ``masks``, ``image_size``) describe what
+        only the phantom draws: given with another dataset, they are an error
+        that says to load the phantom by name.
 
     Returns
     -------
@@ -68,12 +72,22 @@ def load(name: str | None = None, *, profile: str | None = None, path: str | Pat
     """
     chosen = config.dataset(name)
     prof = config.profile(profile)
-    if phantom_options and chosen != "phantom":
-        raise ValueError(f"options {sorted(phantom_options)} only apply to the phantom, not to {chosen!r}.")
     if chosen == "phantom":
         phantom_options.setdefault("sizes", prof.phantom_split)
         phantom_options.setdefault("image_size", prof.image_size)
         return load_phantom(seed=seed, **phantom_options)
+    sizes = phantom_options.pop("sizes", None)
+    if phantom_options:
+        raise ValueError(
+            f"options {sorted(phantom_options)} describe what only the phantom draws, not {chosen!r}. For a "
+            "section that needs them (masks, five findings, the marker), load the phantom by name: "
+            "data.load('phantom', ...)."
+        )
+    ds = _load_real(chosen, prof, path, seed)
+    return ds.subset(sizes, seed=seed) if sizes is not None else ds
+
+
+def _load_real(chosen, prof, path, seed):
     if chosen in medmnist.FILES:
         return medmnist.load(chosen, prof.medmnist_size, path=path)
     target = Path(chosen)
@@ -87,4 +101,6 @@ def load(name: str | None = None, *, profile: str | None = None, path: str | Pat
             )
         return medmnist.from_arrays(arrays, guess, target, size=arrays["train_images"].shape[1])
     layout = detect_layout(target)
-    return load_kermany(target) if layout == "kermany" else load_nih(target, seed=seed)
+    ds = load_kermany(target) if layout == "kermany" else load_nih(target, seed=seed)
+    ds.info["image_size"] = prof.image_size  # films on disk are resized to the profile's size
+    return ds

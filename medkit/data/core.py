@@ -68,6 +68,14 @@ class Split:
         """True when ``images`` holds the pixels."""
         return self.images is not None
 
+    def take(self, index) -> Split:
+        """The films at ``index`` (an integer array), with their labels, patients and masks."""
+        def pick(a):
+            return None if a is None else a[index]
+
+        return Split(labels=self.labels[index], images=pick(self.images), paths=pick(self.paths),
+                     patients=pick(self.patients), masks=pick(self.masks))
+
 
 @dataclass(frozen=True)
 class Dataset:
@@ -111,6 +119,37 @@ class Dataset:
     def splits(self) -> dict[str, Split]:
         """The three splits by name."""
         return {"train": self.train, "val": self.val, "test": self.test}
+
+    @property
+    def image_size(self) -> int:
+        """The side in pixels at which the films are used: their own size in memory, else the profile's.
+
+        Notebooks build their models at this size, so the same cell runs on 64 px
+        phantom films and on 28 px PneumoniaMNIST films.
+        """
+        if self.train.in_memory:
+            return int(self.train.images.shape[1])
+        return int(self.info.get("image_size", 64))
+
+    def subset(self, sizes, *, seed: int = 0) -> Dataset:
+        """A random subset of each split, ``sizes = (train, val, test)`` films at most, in their original order.
+
+        Examples
+        --------
+        >>> s = Split(labels=np.arange(10, dtype=np.uint8)[:, None] % 2, images=np.zeros((10, 4, 4), np.uint8))
+        >>> small = Dataset("toy", "binary", ("pneumonia",), s, s, s).subset((4, 10, 20))
+        >>> len(small.train), len(small.val), len(small.test)
+        (4, 10, 10)
+        """
+        if len(sizes) != 3 or any(int(n) < 1 for n in sizes):
+            raise ValueError(f"sizes must give three positive (train, val, test) counts; got {sizes!r}.")
+        rng = np.random.default_rng(seed)
+        picked = {}
+        for (name, split), n in zip(self.splits.items(), sizes):
+            n = min(int(n), len(split))
+            picked[name] = split.take(np.sort(rng.choice(len(split), n, replace=False)))
+        info = {**self.info, "subset": tuple(len(s) for s in picked.values())}
+        return Dataset(self.name, self.task, self.class_names, source=self.source, info=info, **picked)
 
     def summary(self) -> str:
         """Split sizes and the positive count of each class, as a small table.
