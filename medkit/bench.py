@@ -262,7 +262,7 @@ METHODS = {
 
 
 def run(ds, methods=("logreg",), *, profile=None, seeds=(0,), image_size: int | None = None,
-        verbose: bool = True) -> list[Row]:
+        scores: dict | None = None, verbose: bool = True) -> list[Row]:
     """Train and test each of ``methods`` on dataset ``ds``, once per seed.
 
     Parameters
@@ -276,6 +276,9 @@ def run(ds, methods=("logreg",), *, profile=None, seeds=(0,), image_size: int | 
         As in :func:`medkit.evaluate.over_seeds`; the command line runs three.
     image_size : int, optional
         Default: the training images' own size (in memory) or the profile's.
+    scores : dict, optional
+        If given, filled with each method's test scores, ``scores[method, seed]``
+        (N, K), for paired comparisons (:func:`medkit.evaluate.delong_test`).
     verbose : bool, default True
         Print progress, one line per method and seed.
 
@@ -300,11 +303,15 @@ def run(ds, methods=("logreg",), *, profile=None, seeds=(0,), image_size: int | 
             print(f"[bench] {name}: {description} on {ds.name} ({len(ds.train)} training images) ...", flush=True)
 
         def recipe(seed, trainer=trainer):
-            scores, seconds, params, note = trainer(ds, image_size, profile, seed)
-            return {"auc": evaluate.auc(ds.test.labels, scores), "acc": evaluate.accuracy(ds.test.labels, scores),
-                    "train_seconds": round(seconds, 1), "parameters": int(params), "note": note}
+            test_scores, seconds, params, note = trainer(ds, image_size, profile, seed)
+            return {"auc": evaluate.auc(ds.test.labels, test_scores),
+                    "acc": evaluate.accuracy(ds.test.labels, test_scores),
+                    "train_seconds": round(seconds, 1), "parameters": int(params), "note": note,
+                    "scores": test_scores}
 
-        runs = evaluate.over_seeds(recipe, seeds, keep=("note",), name=f"bench {name}", verbose=verbose)
+        runs = evaluate.over_seeds(recipe, seeds, keep=("note", "scores"), name=f"bench {name}", verbose=verbose)
+        if scores is not None:
+            scores.update({(name, seed): s for seed, s in zip(runs.seeds, runs.kept["scores"])})
         for i, seed in enumerate(runs.seeds):
             rows.append(Row(method=name, auc=float(runs.metrics["auc"][i]), acc=float(runs.metrics["acc"][i]),
                             train_seconds=float(runs.metrics["train_seconds"][i]),

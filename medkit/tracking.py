@@ -212,7 +212,8 @@ def constant_velocity(dt: float, q: float, r: float, x0: float = 0.0, p0: float 
     return kf
 
 
-def one_step_predictions(z, dt: float, q: float, r: float, *, gate: float | None = None) -> np.ndarray:
+def one_step_predictions(z, dt: float, q: float, r: float, *, gate: float | None = None,
+                         reopen: int | None = None) -> np.ndarray:
     """Each frame's position predicted from the frames before it (constant velocity).
 
     Missing measurements (NaN) are skipped: the filter predicts through them.
@@ -227,6 +228,11 @@ def one_step_predictions(z, dt: float, q: float, r: float, *, gate: float | None
         Skip the update when the squared Mahalanobis distance of the
         innovation exceeds this (e.g. ``scipy.stats.chi2.ppf(0.99, 1)``), as
         notebook 03 does with outliers.
+    reopen : int, optional
+        After this many measurements rejected in a row, reset the covariance
+        to its starting value, so that a filter that has lost track accepts
+        the next measurement instead of rejecting every later one (notebook 03,
+        section 8).
 
     Returns
     -------
@@ -242,7 +248,9 @@ def one_step_predictions(z, dt: float, q: float, r: float, *, gate: float | None
     z = np.asarray(z, np.float64)
     first = z[~np.isnan(z)][0]
     kf = constant_velocity(dt, q, r, x0=first)
+    p0 = kf.P.copy()
     priors = np.empty(len(z))
+    rejected = 0
     for k, value in enumerate(z):
         kf.predict()
         priors[k] = kf.x[0, 0]
@@ -251,4 +259,10 @@ def one_step_predictions(z, dt: float, q: float, r: float, *, gate: float | None
         innovation = value - kf.x[0, 0]
         if gate is None or innovation**2 / (kf.P[0, 0] + kf.R[0, 0]) <= gate:
             kf.update(value)
+            rejected = 0
+        else:
+            rejected += 1
+            if reopen is not None and rejected >= reopen:
+                kf.P = p0.copy()  # it has lost track: forget its confidence, so the next measurement gets in
+                rejected = 0
     return priors

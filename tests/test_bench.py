@@ -29,8 +29,12 @@ def test_run_logreg_rows_score_the_test_split(tiny_phantom):
 
 
 def test_run_over_seeds_gives_one_row_per_seed_and_a_summary(tiny_phantom):
-    rows = bench.run(tiny_phantom, ["hog_lbp_rf"], seeds=[0, 1, 2], verbose=False)
+    scores = {}
+    rows = bench.run(tiny_phantom, ["hog_lbp_rf"], seeds=[0, 1, 2], scores=scores, verbose=False)
     assert [r.seed for r in rows] == [0, 1, 2] and len({r.auc for r in rows}) > 1  # the forest's seed matters
+    from medkit import evaluate
+
+    assert rows[1].auc == evaluate.auc(tiny_phantom.test.labels, scores["hog_lbp_rf", 1])
     (summary,) = bench.summarise(rows)
     assert summary.seeds == 3 and summary.auc_mean == pytest.approx(sum(r.auc for r in rows) / 3)
     assert f"{summary.auc_mean:.3f} ± {summary.auc_sd:.3f}" in bench.table(rows)

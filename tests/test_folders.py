@@ -151,3 +151,14 @@ def test_nih_lists_that_share_images_or_patients_are_refused(tmp_path, tiny_phan
     _rewrite_lists(root, lambda tv, te: ([n for n in tv if n != film], te + [film]))
     with pytest.raises(ValueError, match=r"1 patient\(s\) have films in both"):
         load_nih(root)
+
+
+def test_a_folder_read_into_memory_matches_its_pipeline(tmp_path, tiny_phantom):
+    ds = load_kermany(write_kermany(tiny_phantom, tmp_path / "k")).to_memory(32)
+    assert ds.train.in_memory and ds.train.images.shape == (60, 32, 32) and ds.train.images.dtype == np.uint8
+    assert ds.image_size == 32 and ds.train.patients is not None
+    x, _ = next(iter(data.pipeline(ds.test, image_size=32, batch_size=20)))
+    original = load_kermany(tmp_path / "k")
+    y, _ = next(iter(data.pipeline(original.test, image_size=32, batch_size=20)))
+    assert np.abs(x.numpy() - y.numpy()).max() <= 0.5 / 255 + 1e-6  # only the rounding to 8 bits
+    assert tiny_phantom.to_memory() is not tiny_phantom and tiny_phantom.to_memory().train is tiny_phantom.train

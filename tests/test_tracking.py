@@ -85,3 +85,15 @@ def test_one_step_predictions_gate_ignores_a_gross_error():
     gated = tracking.one_step_predictions(z, dt=1.0, q=1e-3, r=0.1, gate=6.63)
     truth = 0.3 * np.arange(30.0)
     assert np.abs(gated[16:] - truth[16:]).max() < 0.2 < np.abs(plain[16:] - truth[16:]).max()
+
+
+def test_a_gate_that_locks_a_lost_filter_out_reopens():
+    from scipy import stats
+
+    # The target jumps by 30 px and stays there: every later measurement looks like an outlier to the gated filter.
+    z = np.r_[np.zeros(30), np.full(40, 30.0)] + np.random.default_rng(0).normal(0, 0.5, 70)
+    gate = stats.chi2.ppf(0.99, 1)
+    locked = tracking.one_step_predictions(z, 1.0, q=0.01, r=0.25, gate=gate)
+    reopened = tracking.one_step_predictions(z, 1.0, q=0.01, r=0.25, gate=gate, reopen=5)
+    locked_error, reopened_error = (tracking.rmse(p[40:], np.full(30, 30.0)) for p in (locked, reopened))
+    assert reopened_error < 1.5 and locked_error > 3 * reopened_error

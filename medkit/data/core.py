@@ -131,6 +131,29 @@ class Dataset:
             return int(self.train.images.shape[1])
         return int(self.info.get("image_size", 64))
 
+    def to_memory(self, image_size: int | None = None) -> Dataset:
+        """The same dataset with every split's films read into memory, uint8 (N, S, S).
+
+        Films on disk (Kermany, NIH) are decoded and resized to ``image_size``
+        (default :attr:`image_size`) through :func:`medkit.data.pipeline`, so
+        code written for arrays (scikit-learn, scikit-image) runs on a folder
+        too. In-memory splits of that size are returned as they are.
+        """
+        from medkit.data.pipeline import pipeline
+
+        size = image_size or self.image_size
+        splits = {}
+        for name, split in self.splits.items():
+            if split.in_memory and split.images.shape[1] == size:
+                splits[name] = split
+                continue
+            batches = pipeline(split, image_size=size, batch_size=256, cache=False)
+            films = np.concatenate([x.numpy()[..., 0] for x, _ in batches]) if len(split) else np.zeros((0, size, size))
+            splits[name] = Split(labels=split.labels, images=np.round(films * 255).astype(np.uint8),
+                                 patients=split.patients)
+        return Dataset(self.name, self.task, self.class_names, source=self.source,
+                       info={**self.info, "image_size": size}, **splits)
+
     def subset(self, sizes, *, seed: int = 0) -> Dataset:
         """A random subset of each split, ``sizes = (train, val, test)`` films at most, in their original order.
 
