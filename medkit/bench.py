@@ -354,12 +354,14 @@ def table(rows: list[Row], dataset: str | None = None) -> str:
     method                     seeds      test AUC      test ACC  train s      params  note
     logreg                         1 0.800 ± 0.000 0.750 ± 0.000      2.0       4,097  C=0.01
     """
-    lines = [f"{'method':<26}{'seeds':>6}{'test AUC':>14}{'test ACC':>14}{'train s':>9}{'params':>12}  note"]
+    references = [(f"{source}: {name}", a, c) for source, name, a, c in REFERENCE.get(dataset or "", [])]
+    width = max([26] + [len(r.method) + 2 for r in rows] + [len(label) - 4 for label, _, _ in references])
+    lines = [f"{'method':<{width}}{'seeds':>6}{'test AUC':>14}{'test ACC':>14}{'train s':>9}{'params':>12}  note"]
     for r in summarise(rows):
-        lines.append(f"{r.method:<26}{r.seeds:>6} {r.auc_mean:.3f} ± {r.auc_sd:.3f} {r.acc_mean:.3f} ± {r.acc_sd:.3f}"
+        lines.append(f"{r.method:<{width}}{r.seeds:>6} {r.auc_mean:.3f} ± {r.auc_sd:.3f} {r.acc_mean:.3f} ± {r.acc_sd:.3f}"
                      f"{r.train_seconds:>9.1f}{r.parameters:>12,}  {r.note}")
-    for source, name, a, c in REFERENCE.get(dataset or "", []):
-        lines.append(f"{source + ': ' + name:<32}{a:>14.3f}{c:>14.3f}{'':>9}{'':>12}  published")
+    for label, a, c in references:
+        lines.append(f"{label:<{width + 6}}{a:>14.3f}{c:>14.3f}{'':>9}{'':>12}  published")
     return "\n".join(lines)
 
 

@@ -176,8 +176,8 @@ def _input_size(model):
 
 def fit(build, ds, *, profile=None, image_size: int | None = None, epochs: int | None = None,
         batch_size: int | None = None, learning_rate: float = 1e-3, weight_decay: float = 0.0,
-        label_smoothing: float = 0.0, augment: bool = True, class_weight: bool = True, patience: int = 4,
-        keep: str = "best", track_train: bool = False, checkpoint: str | None = None, callbacks=(),
+        label_smoothing: float = 0.0, warmup: float = 0.0, augment: bool = True, class_weight: bool = True,
+        patience: int = 4, keep: str = "best", track_train: bool = False, checkpoint: str | None = None, callbacks=(),
         seed: int = 0, verbose: bool = True) -> FitResult:
     """Train ``build()`` on ``ds.train``, selecting the epoch on ``ds.val``.
 
@@ -200,6 +200,10 @@ def fit(build, ds, *, profile=None, image_size: int | None = None, epochs: int |
         Decoupled weight decay (AdamW).
     label_smoothing : float, default 0
         Targets become ``y (1 - s) + s / 2``.
+    warmup : float, default 0
+        Share of the run's steps over which the learning rate rises linearly
+        from 0 to ``learning_rate`` before the cosine decay (Transformers
+        usually need it; notebook 07).
     augment : bool, default True
         Augment the training split (see :func:`medkit.data.pipeline.augmenter`).
     class_weight : bool, default True
@@ -237,6 +241,8 @@ def fit(build, ds, *, profile=None, image_size: int | None = None, epochs: int |
     epochs = profile.epochs if epochs is None else epochs
     if epochs < 1 or patience < 1:
         raise ValueError(f"epochs and patience must be at least 1; got {epochs!r} and {patience!r}.")
+    if not 0.0 <= warmup < 1.0:
+        raise ValueError(f"warmup is a share of the run's steps, from 0 to below 1; got {warmup!r}.")
     if keep not in ("best", "last"):
         raise ValueError(f"keep must be 'best' (the best validation epoch) or 'last'; got {keep!r}.")
     if checkpoint is not None and not str(checkpoint).endswith(".keras"):
@@ -250,7 +256,10 @@ def fit(build, ds, *, profile=None, image_size: int | None = None, epochs: int |
         gpu.use_mixed_precision()  # float16 compute only on GPUs with tensor cores; float32 elsewhere
         with gpu.strategy().scope(), seeded(seed):
             model = build()
-            schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
+            warm = int(round(warmup * steps))
+            schedule = (keras.optimizers.schedules.CosineDecay(0.0, decay_steps=steps - warm, warmup_target=learning_rate,
+                                                               warmup_steps=warm)
+                        if warm else keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps))
             model.compile(
                 optimizer=keras.optimizers.AdamW(schedule, weight_decay=weight_decay),
                 loss=keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing),

@@ -288,3 +288,23 @@ def test_predict_tta_averages_the_shifted_films(tiny_phantom):
                        for dy, dx in [(0, 0), (2, 0), (-2, 0), (0, 2), (0, -2)]], axis=0)
     np.testing.assert_allclose(tta, by_hand, atol=1e-6)
     assert tta.shape == plain.shape and not np.allclose(tta, plain, atol=1e-7)
+
+
+def test_fit_warms_the_learning_rate_up_then_decays_it(tiny_phantom):
+    record = []
+
+    import keras
+
+    class LearningRates(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            opt = self.model.optimizer
+            record.append(float(opt.learning_rate(opt.iterations) if callable(opt.learning_rate) else opt.learning_rate))
+
+    train.fit(lambda: models.small_cnn(32, width=4), tiny_phantom, epochs=4, batch_size=16, learning_rate=1e-3,
+              warmup=0.25, keep="last", callbacks=[LearningRates()], verbose=False)
+    steps = len(record)  # 4 batches per epoch, 16 steps; 4 of warm-up
+    assert steps == 16 and record[0] == 0.0
+    np.testing.assert_allclose(record[:5], [0, 2.5e-4, 5e-4, 7.5e-4, 1e-3], rtol=1e-5)
+    assert all(a >= b for a, b in zip(record[4:], record[5:])) and record[-1] < 1e-4
+    with pytest.raises(ValueError, match="warmup is a share"):
+        train.fit(lambda: models.small_cnn(32), tiny_phantom, warmup=1.5)
