@@ -54,7 +54,8 @@ def load_phantom(
     Returns
     -------
     Dataset
-        ``info`` records the arguments and each split's CTR and marker flags.
+        ``info`` records the arguments, the pixel spacing (mm) and, per split,
+        the CTR, the marker flags, all five labels and the nodule diameters (mm).
 
     Examples
     --------
@@ -84,13 +85,14 @@ def load_phantom(
             images=batch.images,
             masks=batch.masks[:, columns] if masks else None,
         )
-        extra[name] = {"ctr": batch.ctr, "marker": batch.marker, "all_labels": batch.labels}
+        extra[name] = {"ctr": batch.ctr, "marker": batch.marker, "all_labels": batch.labels, "nodule_mm": batch.nodule_mm}
     return Dataset(
         "phantom",
         "binary" if labels == "pneumonia" else "multi-label",
         tuple(phantom.FINDINGS[c] for c in columns),
         source="generated",
-        info={"image_size": image_size, "seed": seed, "difficulty": difficulty, "confounder": confounder, **extra},
+        info={"image_size": image_size, "seed": seed, "difficulty": difficulty, "confounder": confounder,
+              "pixel_spacing": phantom.pixel_spacing(image_size), **extra},
         **splits,
     )
 
