@@ -132,8 +132,8 @@ class PhantomImages:
     pixel_spacing : float
         Millimetres per pixel (:func:`pixel_spacing`).
     nodule_mm : ndarray, float32, shape (n,)
-        Diameter of the nodule or mass in millimetres (a mass is 30 mm or
-        more); NaN where there is none.
+        Diameter of the nodule (11 to 25 mm) or mass (26 to 51 mm) in
+        millimetres; NaN where there is none.
     """
 
     images: np.ndarray
