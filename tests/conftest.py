@@ -41,7 +41,7 @@ def tiny_phantom_all():
     return load_phantom((60, 20, 20), image_size=32, seed=2, labels="all")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_npz():
     """The official-split PneumoniaMNIST in ../shared/data, or skip."""
     if not SHARED_NPZ.is_file():

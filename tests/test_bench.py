@@ -82,11 +82,8 @@ def test_hog_lbp_rf_row_binary_and_multilabel(tiny_phantom):
 
 
 @pytest.mark.real
-def test_hog_lbp_rf_meets_the_medmnist_target_on_real_data(shared_npz):
-    from medkit import data
-
-    means = _means(data.load(str(shared_npz)), ["hog_lbp_rf"])
-    assert means["hog_lbp_rf"].auc_mean >= 0.94  # auto-sklearn reached 0.942 in MedMNIST v2
+def test_hog_lbp_rf_meets_the_medmnist_target_on_real_data(real_means):
+    assert real_means["hog_lbp_rf"].auc_mean >= 0.94  # auto-sklearn reached 0.942 in MedMNIST v2
 
 
 def test_lstm_rows_row_and_standardisation(tiny_phantom):
@@ -106,15 +103,18 @@ def _check_epoch_note(row):
     assert 1 <= kept <= ran and row.train_seconds > 0, row.note
 
 
-def _means(ds, methods):
-    return {s.method: s for s in bench.summarise(bench.run(ds, methods, seeds=3, verbose=False))}
+@pytest.fixture(scope="module")
+def real_means(shared_npz):
+    """Every bench method on the official-split PneumoniaMNIST over 3 seeds, run once for the tests that read it."""
+    from medkit import data
+
+    rows = bench.run(data.load(str(shared_npz)), list(bench.METHODS), seeds=3, verbose=False)
+    return {s.method: s for s in bench.summarise(rows)}
 
 
 @pytest.mark.real
-def test_deep_rows_meet_the_targets_on_real_data(shared_npz):
-    from medkit import data
-
-    means = _means(data.load(str(shared_npz)), ["small_cnn", "lstm_rows", "resnet"])
+def test_deep_rows_meet_the_targets_on_real_data(real_means):
+    means = real_means
     assert means["small_cnn"].auc_mean >= 0.955  # the CNN target of the deep-learning notebooks
     assert means["lstm_rows"].auc_mean >= 0.93  # the LSTM (rows) target
     resnet = means["resnet"]
@@ -131,10 +131,8 @@ def test_transformer_rows(tiny_phantom):
 
 
 @pytest.mark.real
-def test_transformer_rows_meet_the_target_on_real_data(shared_npz):
-    from medkit import data
-
-    means = _means(data.load(str(shared_npz)), ["vit", "hybrid_vit"])
+def test_transformer_rows_meet_the_target_on_real_data(real_means):
+    means = real_means
     assert means["vit"].auc_mean >= 0.95 and means["hybrid_vit"].auc_mean >= 0.95  # the ViT target
 
 
@@ -148,10 +146,8 @@ def test_ensemble_reuses_the_members_trained_in_the_same_run(tiny_phantom):
 
 
 @pytest.mark.real
-def test_ensemble_beats_each_member_on_real_data(shared_npz):
-    from medkit import data
-
-    means = _means(data.load(str(shared_npz)), [*bench.ENSEMBLE, "ensemble_tta"])
+def test_ensemble_beats_each_member_on_real_data(real_means):
+    means = real_means
     ensemble = means["ensemble_tta"]
     assert all(ensemble.auc_mean > means[m].auc_mean for m in bench.ENSEMBLE)
     assert ensemble.auc_mean >= 0.97 and ensemble.acc_mean >= 0.91  # measured: see the README's table
