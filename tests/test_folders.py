@@ -21,11 +21,22 @@ def test_kermany_round_trip(tmp_path, tiny_phantom):
     assert data.load(str(root)).name == "kermany"
 
 
+def test_kermany_splits_are_listed_in_a_seeded_order_not_class_by_class(tmp_path, tiny_phantom):
+    root = write_kermany(tiny_phantom, tmp_path / "kermany")
+    first, again, other = load_kermany(root), load_kermany(root), load_kermany(root, seed=1)
+    labels = first.train.labels[:, 0]
+    assert 0 < labels[: len(labels) // 2].sum() < len(labels) // 2  # both classes among the first half
+    assert (first.train.paths == again.train.paths).all() and (first.train.paths != other.train.paths).any()
+    assert sorted(first.train.paths) == sorted(other.train.paths)
+    for split in first.splits.values():  # each path keeps its label and patient
+        assert all(("PNEUMONIA" in p) == bool(y) for p, y in zip(split.paths, split.labels[:, 0]))
+
+
 def test_kermany_images_decode_to_what_was_written(tmp_path, tiny_phantom):
     root = write_kermany(tiny_phantom, tmp_path / "k")
     ds = load_kermany(root)
     x, y = next(iter(data.pipeline(ds.test, image_size=32, batch_size=len(ds.test))))
-    # files are listed NORMAL first, then PNEUMONIA: compare each class as a set of images
+    # compare each class as a set of images (the order of the films is not the order written)
     originals = tiny_phantom.test.images.astype(np.float32) / 255
     for label in (0, 1):
         got = x.numpy()[y.numpy()[:, 0] == label, ..., 0]

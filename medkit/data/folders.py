@@ -201,8 +201,12 @@ def kermany_patient(filename: str) -> str:
     return match.group(1) if match else stem
 
 
-def load_kermany(root: Path | str, *, check: bool = True, skip_unreadable: bool = False) -> Dataset:
+def load_kermany(root: Path | str, *, check: bool = True, skip_unreadable: bool = False, seed: int = 0) -> Dataset:
     """List a Kermany-layout folder as a binary pneumonia dataset.
+
+    The folder holds one class after the other; each split is listed in a
+    fixed random order (drawn with ``seed``), so that its first films are a
+    sample of both classes, as in the phantom and MedMNIST.
 
     Parameters
     ----------
@@ -215,6 +219,8 @@ def load_kermany(root: Path | str, *, check: bool = True, skip_unreadable: bool 
     skip_unreadable : bool, default False
         Leave unreadable files out instead of raising; ``info["unreadable"]``
         lists them.
+    seed : int, default 0
+        The seed of the order in which each split's films are listed.
 
     Returns
     -------
@@ -243,12 +249,13 @@ def load_kermany(root: Path | str, *, check: bool = True, skip_unreadable: bool 
     info = {"layout": "kermany", **_drop_unreadable(listed, root, check, skip_unreadable)}
     if root != given:
         info["found_in"] = str(root)
+    rng = np.random.default_rng(seed)
     splits = {
         name: Split(
             labels=np.array(v["labels"], np.uint8).reshape(-1, 1),
             paths=np.array(v["paths"]),
             patients=np.array([kermany_patient(p) for p in v["paths"]]),
-        )
+        ).take(rng.permutation(len(v["paths"])))
         for name, v in listed.items()
     }
     return Dataset("kermany", "binary", ("pneumonia",), source=str(root), info=info, **splits)
