@@ -1,6 +1,7 @@
 """The benchmark harness: rows, table, JSON, and the command line on a local file."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -105,10 +106,20 @@ def _check_epoch_note(row):
 
 @pytest.fixture(scope="module")
 def real_means(shared_npz):
-    """Every bench method on the official-split PneumoniaMNIST over 3 seeds, run once for the tests that read it."""
+    """Every bench method on the official-split PneumoniaMNIST over 3 seeds, run once for the tests that read it.
+
+    Every method's test scores are kept in build/bench_real_scores.npz (key "method/seed", and "labels"), so that
+    the comparisons the README's Benchmark section reports (paired tests, the members' correlation) can be read
+    without training again.
+    """
     from medkit import data
 
-    rows = bench.run(data.load(str(shared_npz)), list(bench.METHODS), seeds=3, verbose=False)
+    ds = data.load(str(shared_npz))
+    scores = {}
+    rows = bench.run(ds, list(bench.METHODS), seeds=3, scores=scores, verbose=False)
+    out = Path(__file__).resolve().parents[1] / "build" / "bench_real_scores.npz"
+    out.parent.mkdir(exist_ok=True)
+    np.savez(out, labels=ds.test.labels, **{f"{method}/{seed}": s for (method, seed), s in scores.items()})
     return {s.method: s for s in bench.summarise(rows)}
 
 
