@@ -19,19 +19,32 @@ def test_dependencies_have_lower_bounds_not_pins():
         assert ">=" in dep, f"{dep!r} needs a lower bound"
 
 
+def _names(requirements):
+    return {re.split(r"[\[<>=]", d)[0] for d in requirements}
+
+
 def test_stack_is_listed():
-    names = {re.split(r"[\[<>=]", d)[0] for d in _pyproject()["project"]["dependencies"]}
-    for needed in ("tensorflow", "keras", "scikit-learn", "scikit-image", "filterpy", "matplotlib", "pooch", "jupyterlab"):
+    names = _names(_pyproject()["project"]["dependencies"])
+    for needed in ("tensorflow", "keras", "scikit-learn", "scikit-image", "filterpy", "matplotlib", "pooch"):
         assert needed in names
     extras = _pyproject()["project"]["optional-dependencies"]
-    assert {re.split(r"[\[<>=]", d)[0] for d in extras["dev"]} >= {"pytest", "nbval", "ruff"}
+    assert _names(extras["dev"]) >= {"pytest", "nbval", "ruff"}
     assert any(d.startswith("tensorflow[and-cuda]") for d in extras["gpu"])
 
 
 def test_environment_yml_installs_from_pyproject_only():
     lines = [ln.strip() for ln in (ROOT / "environment.yml").read_text().splitlines()]
     deps = [ln[2:] for ln in lines if ln.startswith("- ")]
-    assert deps == ["conda-forge", "python=3.12", "pip", "pip:", "-e .[dev]"], deps
+    assert deps == ["conda-forge", "python=3.12", "pip", "pip:", "-e .[dev,lab]"], deps
+
+
+def test_the_core_install_brings_no_jupyter():
+    # Colab, Kaggle and JupyterHub bring their own Jupyter; the kit must not replace it.
+    jupyter = {"jupyterlab", "notebook", "ipykernel", "jupyter", "jupyter-server", "nbformat", "nbclient", "ipython"}
+    assert not _names(_pyproject()["project"]["dependencies"]) & jupyter
+    assert _names(_pyproject()["project"]["optional-dependencies"]["lab"]) == {"jupyterlab", "ipykernel", "nbformat",
+                                                                               "nbclient"}
+    assert "-e '.[dev,lab]'" in (ROOT / "Makefile").read_text()  # make lab and make test install it
 
 
 def test_ci_runs_the_readme_test_command_and_the_linter():
