@@ -10,6 +10,8 @@
 #   make student        write copies without solutions to build/student/
 #   make bench          benchmark every method on MEDKIT_DATASET (default: phantom), over 3 seeds
 #   make constraints    record the installed versions in constraints.txt (after a green make test)
+#   make test-colab     a fresh venv at Colab's versions (constraints-colab.txt): installing the kit must change none
+#                       of them, and nbval must pass on every notebook there
 
 PYTHON ?= python3
 VENV   := .venv
@@ -26,7 +28,7 @@ REAL_DATA ?= ../shared/data/pneumoniamnist.npz
 PORTABLE_ENV ?= TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 OMP_NUM_THREADS=1 TF_ENABLE_ONEDNN_OPTS=0
 NBVAL := --nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg --nbval-cell-timeout=900
 
-.PHONY: lab test unit nbval notebooks student bench lint clean test-real test-portable constraints
+.PHONY: lab test unit nbval notebooks student bench lint clean test-real test-portable test-colab constraints
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,6 +60,19 @@ test-real: $(STAMP)
 
 test-portable: $(STAMP)
 	$(CLEAN_ENV) $(PORTABLE_ENV) $(BIN)/python -m pytest -p no:cacheprovider notebooks $(NBVAL)
+
+# Colab brings its own Jupyter and packages; the kit installs on top of them (the README's "no install" route).
+# Colab runs Python 3.13, and some of the versions it ships exist for 3.12 and newer only.
+COLAB_VENV := build/colab-venv
+COLAB_PYTHON ?= python3.13
+test-colab:
+	$(COLAB_PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 13)' || \
+		{ echo "test-colab needs Python 3.13, as on Colab: set COLAB_PYTHON=/path/to/python3.13"; exit 2; }
+	rm -rf $(COLAB_VENV) && mkdir -p build && $(COLAB_PYTHON) -m venv $(COLAB_VENV)
+	$(COLAB_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(COLAB_VENV)/bin/python .ci/colab_install.py
+	$(COLAB_VENV)/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	$(CLEAN_ENV) $(COLAB_VENV)/bin/python -m pytest -p no:cacheprovider notebooks $(NBVAL)
 
 constraints: $(STAMP)
 	{ sed -n '1,3p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable | grep -v '^medkit'; } > constraints.tmp

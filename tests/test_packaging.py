@@ -77,3 +77,25 @@ def test_python_version_is_stated_once():
     requires = _pyproject()["project"]["requires-python"]
     assert requires == ">=3.11"
     assert "Python 3.11 or newer" in (ROOT / "README.md").read_text()
+
+
+def test_colab_versions_satisfy_every_lower_bound():
+    # Offline half of `make test-colab`: on Colab, pip keeps a shipped package when its version meets the kit's
+    # requirement, so every requirement must admit the version Colab ships (constraints-colab.txt).
+    from packaging.requirements import Requirement
+
+    colab = {}
+    for line in (ROOT / "constraints-colab.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            colab[re.sub(r"[-_.]+", "-", name).lower()] = version
+    assert {"tensorflow", "keras", "scikit-learn", "numpy"} <= set(colab), "not Colab's package list"
+    project = _pyproject()["project"]
+    checked = 0
+    for text in project["dependencies"] + project["optional-dependencies"]["dev"]:
+        requirement = Requirement(text)
+        version = colab.get(re.sub(r"[-_.]+", "-", requirement.name).lower())
+        if version is not None:
+            assert requirement.specifier.contains(version), f"{text!r} would replace Colab's {requirement.name} {version}"
+            checked += 1
+    assert checked >= 10, checked
