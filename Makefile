@@ -61,7 +61,7 @@ test-real: $(STAMP)
 test-portable: $(STAMP)
 	$(CLEAN_ENV) $(PORTABLE_ENV) $(BIN)/python -m pytest -p no:cacheprovider notebooks $(NBVAL)
 
-# Colab brings its own Jupyter and packages; the kit installs on top of them (the README's "no install" route).
+# Colab brings its own Jupyter and packages; a student's `%pip install` of the kit goes on top of them.
 # Colab runs Python 3.13, and some of the versions it ships exist for 3.12 and newer only.
 COLAB_VENV := build/colab-venv
 COLAB_PYTHON ?= python3.13

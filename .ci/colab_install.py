@@ -16,6 +16,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+
 ROOT = Path(__file__).resolve().parents[1]
 CONSTRAINTS = ROOT / "constraints-colab.txt"
 
@@ -28,7 +30,7 @@ def pip(*args: str) -> None:
 
 
 def installed() -> dict[str, str]:
-    return {dist.metadata["Name"].lower().replace("_", "-"): dist.version for dist in metadata.distributions()}
+    return {canonicalize_name(dist.metadata["Name"]): dist.version for dist in metadata.distributions()}
 
 
 def colab_versions() -> dict[str, str]:
@@ -36,7 +38,7 @@ def colab_versions() -> dict[str, str]:
     for line in CONSTRAINTS.read_text().splitlines():
         if line and not line.startswith("#"):
             name, version = line.split("==")
-            pins[name.lower().replace("_", "-")] = version
+            pins[canonicalize_name(name)] = version
     return pins
 
 
@@ -45,13 +47,13 @@ def main() -> int:
     pip("install", "-e", ".[dev]", "-c", str(CONSTRAINTS))
     pip("uninstall", "--yes", "medkit")
     before = installed()
-    from_colab = sorted(name for name in before if colab.get(name) == before[name])
+    from_colab = sum(colab.get(name) == version for name, version in before.items())
     pip("install", "-e", ".[dev]")
     after = installed()
     changed = [f"{name} {before[name]} -> {after.get(name, 'removed')}" for name in before if after.get(name) != before[name]]
     key = ("tensorflow", "keras", "scikit-learn", "numpy")
     print("Colab's versions kept: " + ", ".join(f"{name} {after[name]}" for name in key if name in after))
-    print(f"{len(from_colab)} packages at Colab's versions before installing the kit; "
+    print(f"{from_colab} packages at Colab's versions before installing the kit; "
           f"{len(after) - len(before)} added by it (medkit itself included)")
     if changed:
         print("installing the kit changed what Colab ships:\n  " + "\n  ".join(changed))

@@ -83,18 +83,19 @@ def test_colab_versions_satisfy_every_lower_bound():
     # Offline half of `make test-colab`: on Colab, pip keeps a shipped package when its version meets the kit's
     # requirement, so every requirement must admit the version Colab ships (constraints-colab.txt).
     from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
 
     colab = {}
     for line in (ROOT / "constraints-colab.txt").read_text().splitlines():
         if line and not line.startswith("#"):
             name, version = line.split("==")
-            colab[re.sub(r"[-_.]+", "-", name).lower()] = version
+            colab[canonicalize_name(name)] = version
     assert {"tensorflow", "keras", "scikit-learn", "numpy"} <= set(colab), "not Colab's package list"
     project = _pyproject()["project"]
     checked = 0
     for text in project["dependencies"] + project["optional-dependencies"]["dev"]:
         requirement = Requirement(text)
-        version = colab.get(re.sub(r"[-_.]+", "-", requirement.name).lower())
+        version = colab.get(canonicalize_name(requirement.name))
         if version is not None:
             assert requirement.specifier.contains(version), f"{text!r} would replace Colab's {requirement.name} {version}"
             checked += 1
