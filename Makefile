@@ -9,6 +9,8 @@
 #   make notebooks      re-execute every notebook in place to refresh its outputs
 #   make student        write copies without solutions to build/student/
 #   make bench          benchmark every method on MEDKIT_DATASET (default: phantom), over 3 seeds
+#   make badges         write every notebook's Colab/Kaggle/Binder badges and setup cell from pyproject.toml's
+#                       [project.urls] Repository (a fork changes that line and runs this)
 #   make constraints    record the installed versions in constraints.txt (after a green make test)
 #   make test-colab     a fresh venv at Colab's versions (constraints-colab.txt): installing the kit must change none
 #                       of them, and nbval must pass on every notebook there
@@ -28,11 +30,12 @@ REAL_DATA ?= ../shared/data/pneumoniamnist.npz
 PORTABLE_ENV ?= TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 OMP_NUM_THREADS=1 TF_ENABLE_ONEDNN_OPTS=0
 NBVAL := --nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg --nbval-cell-timeout=900
 
-.PHONY: lab test unit nbval notebooks student bench lint clean test-real test-portable test-colab constraints
+.PHONY: lab test unit nbval notebooks student bench lint clean test-real test-portable test-colab constraints badges
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	# pip, and the build backend that tests/test_course.py builds the kit's wheel with, offline
+	$(BIN)/python -m pip install --quiet --upgrade pip "setuptools>=77"
 	$(BIN)/python -m pip install --quiet -e '.[dev,lab]' $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
@@ -70,6 +73,7 @@ test-colab:
 		{ echo "test-colab needs Python 3.13, as on Colab: set COLAB_PYTHON=/path/to/python3.13"; exit 2; }
 	rm -rf $(COLAB_VENV) && mkdir -p build && $(COLAB_PYTHON) -m venv $(COLAB_VENV)
 	$(COLAB_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(COLAB_VENV)/bin/python -m pip install --quiet packaging -c constraints-colab.txt  # the script's one import
 	$(COLAB_VENV)/bin/python .ci/colab_install.py
 	$(COLAB_VENV)/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	$(CLEAN_ENV) $(COLAB_VENV)/bin/python -m pytest -p no:cacheprovider notebooks $(NBVAL)
@@ -84,6 +88,9 @@ notebooks: $(STAMP)
 		$(CLEAN_ENV) $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 			--ExecutePreprocessor.timeout=900 "$$nb" || exit 1; \
 	done
+
+badges: $(STAMP)
+	$(BIN)/python tools/course.py
 
 student: $(STAMP)
 	$(BIN)/python -m medkit.student notebooks build/student

@@ -106,19 +106,48 @@ def dataset(name: str | None = None) -> str:
 
 
 def data_dir() -> Path:
-    """Folder for downloaded datasets: ``MEDKIT_DATA_DIR``, else ``datasets/cache/``.
+    """Folder for downloaded datasets: ``MEDKIT_DATA_DIR``, else ``datasets/cache/`` in a checkout of the kit.
 
-    When medkit is installed outside its repository, the default is the
-    user's cache folder (``~/.cache/medkit`` on Linux). The folder is created.
+    When medkit is installed outside its repository (``%pip install`` on
+    Colab or Kaggle), the default is the user's cache folder (``~/.cache/medkit``
+    on Linux). The folder is created. When a default folder cannot be written
+    (a read-only checkout or home), a ``medkit`` folder in the system's
+    temporary directory is used instead, with a warning; a ``MEDKIT_DATA_DIR``
+    that cannot be written is an error.
     """
     env = os.environ.get("MEDKIT_DATA_DIR")
     if env:
         path = Path(env).expanduser()
-    elif (_KIT_ROOT / "datasets").is_dir():
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise OSError(
+                f"MEDKIT_DATA_DIR={env!r} cannot be created ({err.strerror}); set it to a folder you can write, "
+                "or unset it to use the kit's default."
+            ) from err
+        return path
+    # A checkout of the kit has its pyproject.toml beside datasets/; an installed kit sits in site-packages,
+    # where a folder named datasets may be another package's (Hugging Face's, which Colab ships).
+    if (_KIT_ROOT / "pyproject.toml").is_file() and (_KIT_ROOT / "datasets").is_dir():
         path = _KIT_ROOT / "datasets" / "cache"
     else:
         import pooch
 
         path = Path(pooch.os_cache("medkit"))
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if not os.access(path, os.W_OK):
+            raise PermissionError(13, "not writable")
+    except OSError as err:
+        import tempfile
+        import warnings
+
+        fallback = Path(tempfile.gettempdir()) / "medkit"
+        warnings.warn(
+            f"the data cache {path} cannot be written ({err.strerror}); downloads go to {fallback}, which the "
+            "system may empty. Set MEDKIT_DATA_DIR to a folder you can write to keep them.",
+            stacklevel=2,
+        )
+        fallback.mkdir(parents=True, exist_ok=True)
+        path = fallback
     return path

@@ -47,6 +47,36 @@ def test_data_dir_default_is_the_kits_cache(monkeypatch):
     assert config.data_dir() == ROOT / "datasets" / "cache"
 
 
+def test_an_installed_kit_caches_in_the_user_folder(monkeypatch, tmp_path):
+    # In site-packages a datasets/ folder may be another package's (Hugging Face's, on Colab).
+    site = tmp_path / "site-packages"
+    (site / "datasets").mkdir(parents=True)
+    monkeypatch.delenv("MEDKIT_DATA_DIR")
+    monkeypatch.setattr(config, "_KIT_ROOT", site)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert config.data_dir() == tmp_path / "cache" / "medkit"
+    assert not (site / "datasets" / "cache").exists()
+
+
+def test_an_unwritable_cache_falls_back_to_the_temporary_folder(monkeypatch, tmp_path):
+    kit = tmp_path / "kit"
+    (kit / "datasets").mkdir(parents=True)
+    (kit / "pyproject.toml").touch()
+    (kit / "datasets" / "cache").touch()  # a file where the folder should be: it cannot be created
+    monkeypatch.delenv("MEDKIT_DATA_DIR")
+    monkeypatch.setattr(config, "_KIT_ROOT", kit)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    with pytest.warns(UserWarning, match="cannot be written .* Set MEDKIT_DATA_DIR"):
+        assert config.data_dir() == tmp_path / "tmp" / "medkit"
+
+
+def test_an_unwritable_data_dir_from_the_environment_says_what_to_do(monkeypatch, tmp_path):
+    (tmp_path / "a-file").touch()
+    monkeypatch.setenv("MEDKIT_DATA_DIR", str(tmp_path / "a-file" / "cache"))
+    with pytest.raises(OSError, match="cannot be created .* set it to a folder you can write"):
+        config.data_dir()
+
+
 def test_load_uses_the_profile(monkeypatch):
     ds = data.load(sizes=(10, 4, 4))
     assert ds.name == "phantom" and ds.train.images.shape == (10, 64, 64)
