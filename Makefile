@@ -8,6 +8,9 @@
 #                       floating-point sums as another CPU does: the checked outputs must not move
 #   make notebooks      re-execute every notebook in place to refresh its outputs
 #   make student        write copies without solutions to build/student/
+#   make book           the course website in build/book/ (Sphinx, MyST-NB; fails on any warning)
+#   make test-book      open every page of it in headless Chromium (apt-get install chromium): no JavaScript error,
+#                       broken link, unrendered math or missing image; screenshots in build/book-screenshots/
 #   make bench          benchmark every method on MEDKIT_DATASET (default: phantom), over 3 seeds
 #   make badges         write every notebook's Colab/Kaggle/Binder badges and setup cell from pyproject.toml's
 #                       [project.urls] Repository (a fork changes that line and runs this)
@@ -26,11 +29,12 @@ CLEAN_ENV := env -u MEDKIT_PROFILE -u MEDKIT_DATASET -u MPLBACKEND
 # The tested versions; `make test CONSTRAINTS=` installs the newest releases instead.
 CONSTRAINTS ?= constraints.txt
 REAL_DATA ?= ../shared/data/pneumoniamnist.npz
+CHROMIUM ?= /usr/bin/chromium
 # Settings that change the order of floating-point reductions, as another machine's CPU would.
 PORTABLE_ENV ?= TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 OMP_NUM_THREADS=1 TF_ENABLE_ONEDNN_OPTS=0
 NBVAL := --nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg --nbval-cell-timeout=900
 
-.PHONY: lab test unit nbval notebooks student bench lint clean test-real test-portable test-colab constraints badges
+.PHONY: lab test unit nbval notebooks student bench lint clean test-real test-portable test-colab constraints badges book test-book
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,10 +49,10 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 test: $(STAMP)
-	$(CLEAN_ENV) $(BIN)/python -m pytest -p no:cacheprovider -m "not real" tests medkit notebooks $(NBVAL)
+	$(CLEAN_ENV) $(BIN)/python -m pytest -p no:cacheprovider -m "not real and not book" tests medkit notebooks $(NBVAL)
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest -p no:cacheprovider -m "not real" tests medkit
+	$(BIN)/python -m pytest -p no:cacheprovider -m "not real and not book" tests medkit
 
 # Execution only: on real data the printed numbers differ from the committed ones.
 test-real: $(STAMP)
@@ -95,11 +99,27 @@ badges: $(STAMP)
 student: $(STAMP)
 	$(BIN)/python -m medkit.student notebooks build/student
 
+BOOK_STAMP := $(VENV)/.book-installed
+$(BOOK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,lab,book]' $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
+	touch $(BOOK_STAMP)
+
+# MathJax comes from npm so that the site renders math without a network; Sphinx stops on any warning.
+book: $(BOOK_STAMP) student
+	npm install --silent --no-save --no-audit --no-fund --prefix build/npm mathjax@3
+	rm -rf build/book
+	$(BIN)/python -m sphinx -b html -c docs -W --keep-going -q . build/book
+	@echo "course website: build/book/index.html"
+
+test-book: book
+	test -x "$(CHROMIUM)" || { echo "test-book needs Chromium: apt-get install chromium (or set CHROMIUM=/path)"; exit 2; }
+	CHROMIUM="$(CHROMIUM)" $(BIN)/python -m pytest -p no:cacheprovider -m book tests/test_book.py
+
 bench: $(STAMP)
 	$(BIN)/python -m medkit.bench --dataset $${MEDKIT_DATASET:-phantom} --methods all --seeds 3
 
 lint: $(STAMP)
-	$(BIN)/ruff check medkit tests notebooks
+	$(BIN)/ruff check medkit tests notebooks tools docs .ci
 
 clean:
 	rm -rf build .pytest_cache
