@@ -7,7 +7,10 @@
 #   make test-portable  nbval again with one thread and without oneDNN, which change the order of
 #                       floating-point sums as another CPU does: the checked outputs must not move
 #   make notebooks      re-execute every notebook in place to refresh its outputs
-#   make student        write copies without solutions to build/student/
+#   make student        student copies in build/student/: no solutions, no outputs, public checks (Otter-Grader)
+#   make autograder     the instructor's grading bundle in build/autograder/ (every check; `otter run` grades)
+#   make test-grading   grading tested on notebook 00 (solutions full marks, blank zero, one wrong answer fails its
+#                       check), then every notebook's solutions graded: each must get full marks (runs every notebook)
 #   make book           the course website in build/book/ (Sphinx, MyST-NB; fails on any warning)
 #   make test-book      open every page of it in headless Chromium (apt-get install chromium): no JavaScript error,
 #                       broken link, unrendered math or missing image; screenshots in build/book-screenshots/
@@ -34,13 +37,13 @@ CHROMIUM ?= /usr/bin/chromium
 PORTABLE_ENV ?= TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 OMP_NUM_THREADS=1 TF_ENABLE_ONEDNN_OPTS=0
 NBVAL := --nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg --nbval-cell-timeout=900
 
-.PHONY: lab test unit nbval notebooks student bench lint clean test-real test-portable test-colab constraints badges book test-book
+.PHONY: lab test unit nbval notebooks student bench lint clean test-real test-portable test-colab constraints badges book test-book autograder test-grading
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# pip, and the build backend that tests/test_course.py builds the kit's wheel with, offline
 	$(BIN)/python -m pip install --quiet --upgrade pip "setuptools>=77"
-	$(BIN)/python -m pip install --quiet -e '.[dev,lab]' $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
+	$(BIN)/python -m pip install --quiet -e '.[dev,lab,grading]' $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
@@ -49,10 +52,10 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 test: $(STAMP)
-	$(CLEAN_ENV) $(BIN)/python -m pytest -p no:cacheprovider -m "not real and not book" tests medkit notebooks $(NBVAL)
+	$(CLEAN_ENV) $(BIN)/python -m pytest -p no:cacheprovider -m "not real and not book and not grading" tests medkit notebooks $(NBVAL)
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest -p no:cacheprovider -m "not real and not book" tests medkit
+	$(BIN)/python -m pytest -p no:cacheprovider -m "not real and not book and not grading" tests medkit
 
 # Execution only: on real data the printed numbers differ from the committed ones.
 test-real: $(STAMP)
@@ -96,12 +99,18 @@ notebooks: $(STAMP)
 badges: $(STAMP)
 	$(BIN)/python tools/course.py
 
-student: $(STAMP)
-	$(BIN)/python -m medkit.student notebooks build/student
+# Otter-Grader writes both from the committed notebooks (tools/assign.py), offline and without running them.
+student autograder: $(STAMP)
+	$(BIN)/python tools/assign.py --out build
+
+# Grade every notebook's solutions with its autograder, as an instructor grades a submission (runs each notebook).
+test-grading: autograder
+	$(CLEAN_ENV) $(BIN)/python -m pytest -p no:cacheprovider -m grading tests/test_grading.py
+	$(CLEAN_ENV) $(BIN)/python tools/assign.py --grade-solutions --out build
 
 BOOK_STAMP := $(VENV)/.book-installed
 $(BOOK_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,lab,book]' $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
+	$(BIN)/python -m pip install --quiet -e '.[dev,lab,grading,book]' $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 	touch $(BOOK_STAMP)
 
 # MathJax comes from npm so that the site renders math without a network; Sphinx stops on any warning.

@@ -55,7 +55,10 @@ def _student_copies(app, docname, source):
     copies = sorted(student.glob("[0-9][0-9]_*.ipynb"))
     if not copies:
         raise RuntimeError(f"no student copies in {student}: run `make student` first (make book does)")
-    rows = "\n".join(f"- {{download}}`{p.stem} <../build/student/{p.name}>`" for p in copies)
+    rows = "\n".join(
+        ["- {download}`all of them, with their checks (medkit-student.zip) <../build/medkit-student.zip>`"]
+        + [f"- {{download}}`{p.stem} <../build/student/{p.name}>`" for p in copies]
+    )
     source[0] = source[0].replace("<!-- student copies -->", rows)
 
 

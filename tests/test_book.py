@@ -45,8 +45,9 @@ def small_course(tmp_path):
     """
     source = tmp_path / "src"
     shutil.copytree(ROOT / "docs", source / "docs", ignore=shutil.ignore_patterns("conf.py", "__pycache__"))
-    shutil.copytree(ROOT / "build" / "student", source / "notebooks")
+    shutil.copytree(ROOT / "build" / "student", source / "notebooks", ignore=shutil.ignore_patterns("tests"))
     shutil.copytree(ROOT / "build" / "student", source / "build" / "student")
+    shutil.copy2(ROOT / "build" / "medkit-student.zip", source / "build")
     shutil.copy2(ROOT / "README.md", source)
     built = _build(source, tmp_path / "out")
     assert built.returncode == 0, built.stderr
@@ -73,6 +74,7 @@ def test_the_site_has_every_notebook_and_student_copy():
     downloads = (SITE / "docs" / "downloads.html").read_text()
     for nb in NOTEBOOKS:
         assert re.search(rf'href="[^"]*/{nb.name}"', downloads), f"no student copy of {nb.name} to download"
+    assert re.search(r'href="[^"]*/medkit-student.zip"', downloads), "no zip of the student folder with its checks"
 
 
 # --- in a browser ---------------------------------------------------------------------------------------

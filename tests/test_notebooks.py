@@ -1,16 +1,19 @@
-"""The committed notebooks follow the kit's anatomy (CONTRIBUTING.md), and student copies hold no solutions.
+"""The committed notebooks follow the kit's anatomy (CONTRIBUTING.md); tests/test_grading.py checks the student copies.
 
 nbval (``make test``) checks that each notebook runs; these tests check what a
 learner and an instructor rely on in the committed files.
 """
 
+import importlib.util
 import re
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from medkit import student
+_spec = importlib.util.spec_from_file_location("assign", Path(__file__).resolve().parents[1] / "tools" / "assign.py")
+assign = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(assign)
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 EXERCISE = re.compile(r"^\*\*Exercise (\d+)\*\*")
@@ -63,25 +66,11 @@ def test_every_exercise_has_a_solution(path):
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == "markdown" and EXERCISE.match(cell.source):
             after = nb.cells[i + 1]
-            assert student.is_solution(after) and after.cell_type == "code", f"exercise {cell.source[:30]!r} needs a solution"
-    # Solutions come last, so no later cell depends on a name a solution defines.
+            assert assign.is_solution(after) and after.cell_type == "code", f"exercise {cell.source[:30]!r} needs a solution"
+    # Solutions and their checks come last, so no later cell depends on a name a solution defines.
     first_exercise = next(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and EXERCISE.match(c.source))
-    later_code = [c for c in nb.cells[first_exercise:] if c.cell_type == "code" and not student.is_solution(c)]
-    assert not later_code, "only solutions may follow the first exercise"
-
-
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_student_copy_has_no_solutions_or_outputs(path):
-    nb = _read(path)
-    copy, removed = student.strip_solutions(nb)
-    assert removed == len(_exercise_numbers(nb))
-    assert not any(student.is_solution(c) for c in copy.cells)
-    assert all(not c.outputs and c.execution_count is None for c in copy.cells if c.cell_type == "code")
-    assert _exercise_numbers(copy) == _exercise_numbers(nb)
-
-
-def test_make_student_writes_every_notebook(tmp_path):
-    written = student.write_student_copies(NOTEBOOKS[0].parent, tmp_path)
-    assert [p.name for p, _ in written] == [p.name for p in NOTEBOOKS]
-    assert all(n >= 3 for _, n in written)
-    assert not list(tmp_path.glob(".*.tmp")), "no temporary files left behind"
+    later_code = [
+        c for c in nb.cells[first_exercise:] if c.cell_type == "code" and not (assign.is_solution(c) or assign.is_check(c))
+    ]
+    assert not later_code, "only solutions and their checks may follow the first exercise"
+    assert [item["number"] for item in assign.exercises(nb)] == numbers

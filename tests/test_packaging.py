@@ -44,7 +44,7 @@ def test_the_core_install_brings_no_jupyter():
     assert not _names(_pyproject()["project"]["dependencies"]) & jupyter
     assert _names(_pyproject()["project"]["optional-dependencies"]["lab"]) == {"jupyterlab", "ipykernel", "nbformat",
                                                                                "nbclient"}
-    assert "-e '.[dev,lab]'" in (ROOT / "Makefile").read_text()  # make lab and make test install it
+    assert "-e '.[dev,lab,grading]'" in (ROOT / "Makefile").read_text()  # make lab and make test install it
 
 
 def test_ci_runs_the_readme_test_command_and_the_linter():
