@@ -312,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         return grade_solutions(args.out)
     notebooks = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     for path, checked, manual in assign(notebooks, args.out):
-        print(f"{path.name}: {checked} exercises graded by their checks, {manual} by hand")
+        print(f"{path.name}: {checked} exercises graded by their checks, {manual} questions graded by hand")
     print(f"student copies: {args.out / 'student'}; autograder: {args.out / 'autograder'}")
     return 0
 
