@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -14,6 +16,8 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 ROOT = Path(__file__).resolve().parents[1]
+# The maintainers' scripts (tools/course.py, tools/assign.py), importable by the tests that check them.
+sys.path.insert(0, str(ROOT / "tools"))
 SHARED_NPZ = ROOT.parent / "shared" / "data" / "pneumoniamnist.npz"
 
 
@@ -49,20 +53,28 @@ def shared_npz():
     return SHARED_NPZ
 
 
-@pytest.fixture
-def http_server(tmp_path):
-    """Serve a temporary folder on 127.0.0.1; yields (folder, base_url)."""
-    folder = tmp_path / "served"
-    folder.mkdir()
+@contextlib.contextmanager
+def serve(folder: Path):
+    """Serve ``folder`` on 127.0.0.1 while the block runs; yields its base URL (no trailing slash)."""
     handler = functools.partial(_QuietHandler, directory=str(folder))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """Serve a temporary folder on 127.0.0.1; yields (folder, base_url)."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    with serve(folder) as url:
+        yield folder, url
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

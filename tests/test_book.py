@@ -8,14 +8,11 @@ refused, as they would fail on a machine without a network: the three badges und
 are the only images that do, and they are counted, not checked.
 """
 
-import functools
-import http.server
 import os
 import re
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from urllib.parse import urldefrag, urljoin, urlparse
 
@@ -83,22 +80,12 @@ def test_the_site_has_every_notebook_and_student_copy():
 @pytest.fixture(scope="module")
 def site():
     """The built site, served on 127.0.0.1 for the module's tests, and stopped after them."""
+    from conftest import serve
+
     if not (SITE / "index.html").is_file():
         pytest.fail("no site in build/book: run make book (make test-book does)")
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(SITE)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serve(SITE) as url:
+        yield url + "/"
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 ``tools/course.py`` (``make badges``) writes both from ``[project.urls]`` in ``pyproject.toml``.
 """
 
-import importlib.util
 import shutil
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import tomllib
 import zipfile
 from pathlib import Path
 
+import course  # tools/course.py (conftest puts tools/ on the path)
 import nbformat
 import pytest
 
@@ -18,9 +18,6 @@ import medkit  # noqa: F401  (the setup-cell tests hide and restore it)
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-_spec = importlib.util.spec_from_file_location("course", ROOT / "tools" / "course.py")
-course = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(course)
 
 
 def test_the_repository_url_comes_from_pyproject(tmp_path):

@@ -7,19 +7,16 @@ solutions in place. Grading runs a whole notebook, so the grading itself is test
 answer fails exactly its check; then every notebook's solutions are graded.
 """
 
-import importlib.util
 import re
 import shutil
 from pathlib import Path
 
+import assign  # tools/assign.py (conftest puts tools/ on the path)
 import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-_spec = importlib.util.spec_from_file_location("assign", ROOT / "tools" / "assign.py")
-assign = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(assign)
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +33,8 @@ def _read(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_every_coding_exercise_has_public_and_hidden_checks(path):
-    for item in assign.exercises(_read(path)):
-        nb = _read(path)
+    nb = _read(path)
+    for item in assign.exercises(nb):
         if not any(nb.cells[i].cell_type == "code" for i in item["solution"]):
             continue
         tags = [nb.cells[i].metadata.get("tags", []) for i in item["checks"]]

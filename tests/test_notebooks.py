@@ -4,16 +4,12 @@ nbval (``make test``) checks that each notebook runs; these tests check what a
 learner and an instructor rely on in the committed files.
 """
 
-import importlib.util
 import re
 from pathlib import Path
 
+import assign  # tools/assign.py (conftest puts tools/ on the path)
 import nbformat
 import pytest
-
-_spec = importlib.util.spec_from_file_location("assign", Path(__file__).resolve().parents[1] / "tools" / "assign.py")
-assign = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(assign)
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 EXERCISE = re.compile(r"^\*\*Exercise (\d+)\*\*")
