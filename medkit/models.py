@@ -13,7 +13,16 @@ import numpy as np
 __all__ = ["small_cnn", "row_lstm", "residual_block", "resnet", "encoder_block", "vit"]
 
 
-def small_cnn(image_size: int, n_outputs: int = 1, *, width: int = 16, dropout: float = 0.0, name: str = "small_cnn"):
+def _output_dtype():
+    # Under mixed precision the probabilities (and so the loss) stay in float32; otherwise the global policy
+    # holds, float32 by default or float64 where a comparison must be exact (10_scaling_gpus.ipynb).
+    import keras
+
+    return "float32" if keras.config.dtype_policy().name.startswith("mixed") else None
+
+
+def small_cnn(image_size: int, n_outputs: int = 1, *, width: int = 16, dropout: float = 0.0, synchronized: bool = False,
+              name: str = "small_cnn"):
     """A four-block convolutional network: the kit's yardstick for difficulty.
 
     Each block is a 3x3 convolution, batch normalisation and ReLU, followed
@@ -35,6 +44,11 @@ def small_cnn(image_size: int, n_outputs: int = 1, *, width: int = 16, dropout: 
         Filters in the first block; doubled in the second and third.
     dropout : float, default 0
         Dropout rate before the output layer (0: no dropout layer).
+    synchronized : bool, default False
+        Batch normalisation over the global batch, its statistics summed
+        across the replicas of a ``tf.distribute`` strategy, instead of over
+        each replica's share (``10_scaling_gpus.ipynb``). On one replica both
+        are the same.
 
     Returns
     -------
@@ -52,14 +66,14 @@ def small_cnn(image_size: int, n_outputs: int = 1, *, width: int = 16, dropout: 
     x = inputs = keras.Input((image_size, image_size, 1), name="radiograph")
     for i, filters in enumerate((width, 2 * width, 4 * width, 4 * width)):
         x = L.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i + 1}")(x)
-        x = L.BatchNormalization(momentum=0.9, name=f"bn{i + 1}")(x)
+        x = L.BatchNormalization(momentum=0.9, synchronized=synchronized, name=f"bn{i + 1}")(x)
         x = L.ReLU(name=f"relu{i + 1}")(x)
         if i < 3:
             x = L.MaxPooling2D(name=f"pool{i + 1}")(x)
     x = L.GlobalAveragePooling2D(name="gap")(x)
     if dropout:
         x = L.Dropout(dropout, name="dropout")(x)
-    outputs = L.Dense(n_outputs, activation="sigmoid", dtype="float32", name="probability")(x)
+    outputs = L.Dense(n_outputs, activation="sigmoid", dtype=_output_dtype(), name="probability")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -105,7 +119,7 @@ def row_lstm(image_size: int, n_outputs: int = 1, *, units: int = 64, train_imag
         x = L.Normalization(axis=(1, 2, 3), mean=mean, variance=std**2, name="standardise")(x)
     rows = L.Reshape((image_size, image_size), name="rows")(x)
     h = L.LSTM(units, name="lstm")(rows)
-    outputs = L.Dense(n_outputs, activation="sigmoid", dtype="float32", name="probability")(h)
+    outputs = L.Dense(n_outputs, activation="sigmoid", dtype=_output_dtype(), name="probability")(h)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -177,7 +191,7 @@ def resnet(image_size: int, n_outputs: int = 1, *, width: int = 16, blocks=(2, 2
     x = L.GlobalAveragePooling2D(name="gap")(x)
     if dropout:
         x = L.Dropout(dropout, name="dropout")(x)
-    outputs = L.Dense(n_outputs, activation="sigmoid", dtype="float32", name="probability")(x)
+    outputs = L.Dense(n_outputs, activation="sigmoid", dtype=_output_dtype(), name="probability")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -279,5 +293,5 @@ def vit(image_size: int, n_outputs: int = 1, *, patch: int = 4, dim: int = 64, d
     x = L.GlobalAveragePooling1D(name="gap")(x)
     if dropout:
         x = L.Dropout(dropout, name="dropout")(x)
-    outputs = L.Dense(n_outputs, activation="sigmoid", dtype="float32", name="probability")(x)
+    outputs = L.Dense(n_outputs, activation="sigmoid", dtype=_output_dtype(), name="probability")(x)
     return keras.Model(inputs, outputs, name=name or ("hybrid_vit" if stem else "vit"))

@@ -308,3 +308,32 @@ def test_fit_warms_the_learning_rate_up_then_decays_it(tiny_phantom):
     assert all(a >= b for a, b in zip(record[4:], record[5:])) and record[-1] < 1e-4
     with pytest.raises(ValueError, match="warmup is a share"):
         train.fit(lambda: models.small_cnn(32), tiny_phantom, warmup=1.5)
+
+
+@pytest.mark.parametrize("policy, output", [("float32", "float32"), ("mixed_float16", "float32"), ("float64", "float64")])
+def test_builders_keep_probabilities_in_float32_under_mixed_precision_only(policy, output):
+    # Under mixed precision the loss must not be computed in float16; in float64 (notebook 10's exact comparison
+    # of two workers with one process) nothing may round to float32.
+    import keras
+
+    keras.config.set_dtype_policy(policy)
+    try:
+        for build in (models.small_cnn, models.resnet, models.vit):
+            model = build(32)
+            assert model.get_layer("probability").dtype_policy.compute_dtype == output, build.__name__
+            assert model(np.zeros((1, 32, 32, 1), policy.removeprefix("mixed_"))).dtype == output, build.__name__
+    finally:
+        keras.config.set_dtype_policy("float32")
+
+
+def test_synchronized_batch_norm_is_the_same_on_one_replica():
+    import keras
+
+    x = np.random.default_rng(0).random((8, 32, 32, 1), dtype=np.float32)
+    outputs = []
+    for synchronized in (False, True):
+        keras.utils.set_random_seed(0)
+        model = models.small_cnn(32, synchronized=synchronized)
+        assert all(model.get_layer(f"bn{i}").synchronized is synchronized for i in range(1, 5))
+        outputs.append(np.asarray(model(x, training=True)))
+    np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-5, atol=1e-6)
