@@ -1,16 +1,16 @@
 """Run several worker processes on this machine, and never leave one behind.
 
-Distributed training (``10_scaling_gpus.ipynb``) and a hyperparameter study
-shared by several workers (``12_hyperparameter_search.ipynb``) start Python
-processes that talk to each other on ``127.0.0.1``. Three things go wrong when
-that is written by hand in a notebook: a worker waits for a peer that has
-died, and the cell hangs; an interrupted cell leaves processes running that
-hold ports and memory; and one worker's output fills its pipe while the cell
-reads another's, and everything stops. :func:`run_workers` starts every
-command at once, writes each one's output to a file (no pipe to fill), prints
-a line as each one ends, and kills all of them (with anything they started)
-when one overruns the time limit, when the cell is interrupted, or on any
-error. :func:`free_ports` finds ports to give them.
+Distributed training (``10_scaling_gpus.ipynb``) starts Python processes that
+talk to each other on ``127.0.0.1``. Three things go wrong when that is
+written by hand in a notebook: a worker waits for a peer that never started
+(a wrong port, a crash at import), and the cell hangs; an interrupted cell
+leaves processes running that hold ports and memory; and one worker's output
+fills its pipe while the cell reads another's, and everything stops.
+:func:`run_workers` starts every command at once, writes each one's output to
+a file (no pipe to fill), prints a line as each one ends, and kills all of
+them (with anything they started) when one overruns the time limit, when the
+cell is interrupted, or on any error. :func:`free_ports` finds ports to give
+them.
 """
 
 from __future__ import annotations
