@@ -3,14 +3,14 @@
 Introduced in ``01_chest_xray_data.ipynb`` (the small CNN that measures how
 hard the phantom is) and built step by step in ``04_cnn.ipynb``; ``row_lstm``
 in ``05_lstm.ipynb``; ``resnet`` in ``06_resnet.ipynb``; ``vit`` in
-``07_transformer.ipynb``.
+``07_transformer.ipynb``; ``unet`` in ``11_segmentation.ipynb``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["small_cnn", "row_lstm", "residual_block", "resnet", "encoder_block", "vit"]
+__all__ = ["small_cnn", "row_lstm", "residual_block", "resnet", "encoder_block", "vit", "conv_block", "unet"]
 
 
 def _output_dtype():
@@ -295,3 +295,81 @@ def vit(image_size: int, n_outputs: int = 1, *, patch: int = 4, dim: int = 64, d
         x = L.Dropout(dropout, name="dropout")(x)
     outputs = L.Dense(n_outputs, activation="sigmoid", dtype=_output_dtype(), name="probability")(x)
     return keras.Model(inputs, outputs, name=name or ("hybrid_vit" if stem else "vit"))
+
+
+def conv_block(x, filters: int, *, name: str):
+    """Two 3x3 convolutions, each with batch normalisation and ReLU: one level of a U-Net."""
+    import keras
+
+    L = keras.layers
+    for j in (1, 2):
+        x = L.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv{j}")(x)
+        x = L.BatchNormalization(momentum=0.9, name=f"{name}_bn{j}")(x)
+        x = L.ReLU(name=f"{name}_relu{j}")(x)
+    return x
+
+
+def unet(image_size: int | None, n_outputs: int = 1, *, width: int = 8, depth: int = 3, name: str = "unet"):
+    """A U-Net (Ronneberger et al. 2015): one probability per pixel and label.
+
+    The encoder applies :func:`conv_block` and 2x2 max pooling ``depth``
+    times, doubling the filters at each level; a bottom block follows. The
+    decoder undoes each pooling with a 2x2 transposed convolution, concatenates
+    the encoder's map of the same size (the skip connection, which brings back
+    the detail pooling removed) and applies another :func:`conv_block`. A 1x1
+    convolution with a sigmoid gives the masks. Unlike the original, the
+    convolutions are padded, so the masks have the size of the input, and
+    batch-normalised.
+
+    Parameters
+    ----------
+    image_size : int or None
+        Input is ``(image_size, image_size, 1)``, values in [0, 1]; None takes
+        any size divisible by ``2 ** depth`` (the network is fully
+        convolutional: it can train on tiles of one size and read whole films
+        of another).
+    n_outputs : int, default 1
+        Masks (sigmoid outputs per pixel); labels may overlap.
+    width : int, default 8
+        Filters at the first level; doubled at each level below.
+    depth : int, default 3
+        Number of poolings; ``image_size`` must be divisible by ``2 ** depth``.
+
+    Returns
+    -------
+    keras.Model
+        Output shape ``(None, image_size, image_size, n_outputs)``.
+
+    Examples
+    --------
+    >>> model = unet(64, 5)
+    >>> model.output_shape, model.count_params()
+    ((None, 64, 64, 5), 121773)
+    >>> unet(60)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: a U-Net of depth 3 halves the film 3 times, so image_size must be divisible by 8; got 60. Resize ...
+    """
+    import keras
+
+    if depth < 1:
+        raise ValueError(f"depth must be at least 1 (one pooling); got {depth}.")
+    if image_size is not None and image_size % 2**depth:
+        raise ValueError(
+            f"a U-Net of depth {depth} halves the film {depth} times, so image_size must be divisible by {2**depth}; "
+            f"got {image_size}. Resize the films (e.g. to {2**depth * -(-image_size // 2**depth)}) or lower depth."
+        )
+    L = keras.layers
+    x = inputs = keras.Input((image_size, image_size, 1), name="radiograph")
+    skips = []
+    for level in range(1, depth + 1):
+        x = conv_block(x, width * 2 ** (level - 1), name=f"down{level}")
+        skips.append(x)
+        x = L.MaxPooling2D(name=f"pool{level}")(x)
+    x = conv_block(x, width * 2**depth, name="bottom")
+    for level in range(depth, 0, -1):
+        x = L.Conv2DTranspose(width * 2 ** (level - 1), 2, strides=2, name=f"up{level}")(x)
+        x = L.Concatenate(name=f"skip{level}")([x, skips[level - 1]])
+        x = conv_block(x, width * 2 ** (level - 1), name=f"dec{level}")
+    outputs = L.Conv2D(n_outputs, 1, activation="sigmoid", dtype=_output_dtype(), name="mask")(x)
+    return keras.Model(inputs, outputs, name=name)

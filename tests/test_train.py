@@ -164,6 +164,28 @@ def test_resnet_blocks_use_identity_or_projection_shortcuts():
     assert model.output_shape == (None, 1)
 
 
+def test_unet_masks_have_the_film_size_and_skips_join_equal_maps():
+    model = models.unet(32, 5, width=4, depth=2)
+    assert model.output_shape == (None, 32, 32, 5)
+    for level, size in ((1, 32), (2, 16)):
+        skip = model.get_layer(f"skip{level}").output.shape[1:]
+        assert skip == (size, size, 2 * 4 * 2 ** (level - 1)), "the upsampled map and the encoder's, concatenated"
+    masks = model.predict(np.random.default_rng(0).random((2, 32, 32, 1), np.float32), verbose=0)
+    assert masks.shape == (2, 32, 32, 5) and ((masks > 0) & (masks < 1)).all()
+
+
+def test_unet_without_a_size_reads_films_of_any_multiple_of_its_poolings():
+    model = models.unet(None, 2, width=4, depth=2)
+    for size in (16, 40):
+        assert model.predict(np.zeros((1, size, size, 1), np.float32), verbose=0).shape == (1, size, size, 2)
+
+
+@pytest.mark.parametrize("size, depth, message", [(60, 3, "divisible by 8; got 60"), (64, 0, "at least 1")])
+def test_unet_says_which_sizes_it_takes(size, depth, message):
+    with pytest.raises(ValueError, match=message):
+        models.unet(size, depth=depth)
+
+
 def _capable_gpu():
     from medkit import gpu
 
