@@ -3,7 +3,8 @@
 Introduced in ``01_chest_xray_data.ipynb`` (the small CNN that measures how
 hard the phantom is) and built step by step in ``04_cnn.ipynb``; ``row_lstm``
 in ``05_lstm.ipynb``; ``resnet`` in ``06_resnet.ipynb``; ``vit`` in
-``07_transformer.ipynb``; ``unet`` in ``11_segmentation.ipynb``.
+``07_transformer.ipynb``; ``unet`` is the network of the segmentation notebook
+(``11_segmentation.ipynb``, in preparation).
 """
 
 from __future__ import annotations
@@ -354,10 +355,10 @@ def unet(image_size: int | None, n_outputs: int = 1, *, width: int = 8, depth: i
 
     if depth < 1:
         raise ValueError(f"depth must be at least 1 (one pooling); got {depth}.")
-    if image_size is not None and image_size % 2**depth:
+    if image_size is not None and (image_size < 2**depth or image_size % 2**depth):
         raise ValueError(
             f"a U-Net of depth {depth} halves the film {depth} times, so image_size must be divisible by {2**depth}; "
-            f"got {image_size}. Resize the films (e.g. to {2**depth * -(-image_size // 2**depth)}) or lower depth."
+            f"got {image_size}. Resize the films (e.g. to {2**depth * max(1, -(-image_size // 2**depth))}) or lower depth."
         )
     L = keras.layers
     x = inputs = keras.Input((image_size, image_size, 1), name="radiograph")

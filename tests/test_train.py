@@ -180,7 +180,8 @@ def test_unet_without_a_size_reads_films_of_any_multiple_of_its_poolings():
         assert model.predict(np.zeros((1, size, size, 1), np.float32), verbose=0).shape == (1, size, size, 2)
 
 
-@pytest.mark.parametrize("size, depth, message", [(60, 3, "divisible by 8; got 60"), (64, 0, "at least 1")])
+@pytest.mark.parametrize("size, depth, message",
+                         [(60, 3, "divisible by 8; got 60"), (0, 3, "divisible by 8; got 0"), (64, 0, "at least 1")])
 def test_unet_says_which_sizes_it_takes(size, depth, message):
     with pytest.raises(ValueError, match=message):
         models.unet(size, depth=depth)
