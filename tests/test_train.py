@@ -187,6 +187,20 @@ def test_unet_says_which_sizes_it_takes(size, depth, message):
         models.unet(size, depth=depth)
 
 
+def test_unet_prior_sets_the_untrained_networks_probability_per_pixel():
+    films = np.random.default_rng(0).random((2, 16, 16, 1), np.float32)
+    with_prior = models.unet(16, 3, width=4, depth=2, prior=0.01)
+    assert np.allclose(with_prior.get_layer("mask").bias.numpy(), np.log(0.01 / 0.99))
+    assert models.unet(16, 3, width=4, depth=2).predict(films, verbose=0).mean() > 0.2, "bias 0 by default"
+    assert with_prior.predict(films, verbose=0).mean() < 0.1
+
+
+@pytest.mark.parametrize("prior", [0, 1, -0.5])
+def test_unet_refuses_a_prior_that_is_not_a_probability(prior):
+    with pytest.raises(ValueError, match=f"between 0 and 1 exclusive; got {prior}"):
+        models.unet(16, depth=2, prior=prior)
+
+
 def _capable_gpu():
     from medkit import gpu
 
