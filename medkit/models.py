@@ -310,7 +310,7 @@ def conv_block(x, filters: int, *, name: str):
     return x
 
 
-def unet(image_size: int | None, n_outputs: int = 1, *, width: int = 8, depth: int = 3, prior: float | None = None,
+def unet(image_size: int | None, n_outputs: int = 1, *, width: int = 8, depth: int = 3, prior=None,
          name: str = "unet"):
     """A U-Net (Ronneberger et al. 2015): one probability per pixel and label.
 
@@ -336,11 +336,12 @@ def unet(image_size: int | None, n_outputs: int = 1, *, width: int = 8, depth: i
         Filters at the first level; doubled at each level below.
     depth : int, default 3
         Number of poolings; ``image_size`` must be divisible by ``2 ** depth``.
-    prior : float, optional
+    prior : float or sequence of float, optional
         Start the output layer's bias at ``log(prior / (1 - prior))``, so that
-        the untrained network predicts ``prior`` at every pixel, about the
-        share of lesion pixels, rather than 0.5 (the prior initialisation of
-        Lin et al. 2017). None starts the bias at zero, as Keras does.
+        the untrained network predicts ``prior`` at every pixel (one value, or
+        one per output: each label's share of pixels in the training masks)
+        rather than 0.5 (the prior initialisation of Lin et al. 2017). None
+        starts the bias at zero, as Keras does.
 
     Returns
     -------
@@ -368,8 +369,15 @@ def unet(image_size: int | None, n_outputs: int = 1, *, width: int = 8, depth: i
             f"a U-Net of depth {depth} halves the film {depth} times, so image_size must be divisible by {2**depth}; "
             f"got {image_size}. Resize the films (e.g. to {2**depth * max(1, -(-image_size // 2**depth))}) or lower depth."
         )
-    if prior is not None and not 0 < prior < 1:
-        raise ValueError(f"prior is the probability the untrained network predicts, between 0 and 1 exclusive; got {prior}.")
+    if prior is not None:
+        prior = np.asarray(prior, np.float64)
+        prior = np.full(n_outputs, prior) if prior.ndim == 0 else prior
+        if prior.shape != (n_outputs,) or not np.all((prior > 0) & (prior < 1)):
+            raise ValueError(
+                f"prior is the probability the untrained network predicts, one value or one per output ({n_outputs}), "
+                f"each between 0 and 1 exclusive; got {prior.tolist()}. A label absent from the training masks has share 0: "
+                "give it a small positive value."
+            )
     L = keras.layers
     x = inputs = keras.Input((image_size, image_size, 1), name="radiograph")
     skips = []
@@ -382,6 +390,6 @@ def unet(image_size: int | None, n_outputs: int = 1, *, width: int = 8, depth: i
         x = L.Conv2DTranspose(width * 2 ** (level - 1), 2, strides=2, name=f"up{level}")(x)
         x = L.Concatenate(name=f"skip{level}")([x, skips[level - 1]])
         x = conv_block(x, width * 2 ** (level - 1), name=f"dec{level}")
-    bias = "zeros" if prior is None else keras.initializers.Constant(float(np.log(prior / (1 - prior))))
+    bias = "zeros" if prior is None else keras.initializers.Constant(np.log(prior / (1 - prior)).tolist())
     outputs = L.Conv2D(n_outputs, 1, activation="sigmoid", bias_initializer=bias, dtype=_output_dtype(), name="mask")(x)
     return keras.Model(inputs, outputs, name=name)

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -195,10 +197,16 @@ def test_unet_prior_sets_the_untrained_networks_probability_per_pixel():
     assert with_prior.predict(films, verbose=0).mean() < 0.1
 
 
-@pytest.mark.parametrize("prior", [0, 1, -0.5])
-def test_unet_refuses_a_prior_that_is_not_a_probability(prior):
-    with pytest.raises(ValueError, match=f"between 0 and 1 exclusive; got {prior}"):
-        models.unet(16, depth=2, prior=prior)
+def test_unet_prior_per_output():
+    model = models.unet(16, 3, width=4, depth=2, prior=[0.5, 0.1, 0.001])
+    assert np.allclose(model.get_layer("mask").bias.numpy(), [0, np.log(1 / 9), np.log(0.001 / 0.999)], atol=1e-6)
+
+
+@pytest.mark.parametrize("prior, shown", [(0, "[0.0, 0.0]"), (1, "[1.0, 1.0]"), (-0.5, "[-0.5, -0.5]"),
+                                          ([0.1, 0.0], "[0.1, 0.0]"), ([0.1, 0.1, 0.1], "[0.1, 0.1, 0.1]")])
+def test_unet_refuses_a_prior_that_is_not_a_probability_per_output(prior, shown):
+    with pytest.raises(ValueError, match=re.escape(f"one per output (2), each between 0 and 1 exclusive; got {shown}")):
+        models.unet(16, 2, depth=2, prior=prior)
 
 
 def _capable_gpu():
