@@ -4,7 +4,7 @@ Introduced in ``01_chest_xray_data.ipynb`` (the small CNN that measures how
 hard the phantom is) and built step by step in ``04_cnn.ipynb``; ``row_lstm``
 in ``05_lstm.ipynb``; ``resnet`` in ``06_resnet.ipynb``; ``vit`` in
 ``07_transformer.ipynb``; ``unet`` is the network of the segmentation notebook
-(``11_segmentation.ipynb``, in preparation).
+(``11_segmentation.ipynb``).
 """
 
 from __future__ import annotations
