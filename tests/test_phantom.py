@@ -126,6 +126,8 @@ def test_confounder_marker_follows_the_label():
         ({"prevalence": {"nodule": 1.2}}, "probability"),
         ({"confounder": -0.1}, "strength in"),
         ({"confounder_target": "fracture"}, "confounder_target"),
+        ({"site": {"kvp": 0.9}}, "site factors are dose, blur, gamma"),
+        ({"site": {"dose": 0}}, "positive number"),
     ],
 )
 def test_bad_arguments_say_what_was_expected(kwargs, message):
@@ -133,6 +135,43 @@ def test_bad_arguments_say_what_was_expected(kwargs, message):
     n = args.pop("n")
     with pytest.raises(ValueError, match=message):
         phantom.generate(n, **args)
+
+
+# ---------------------------------------------------------------- another hospital
+
+
+def test_another_site_films_the_same_patients_differently(batch):
+    other = phantom.generate(300, size=64, seed=5, masks=True, site={"dose": 0.3, "blur": 1.5, "gamma": 1.3})
+    assert (other.labels == batch.labels).all() and (other.masks == batch.masks).all()
+    assert np.allclose(other.ctr, batch.ctr) and np.allclose(other.nodule_mm, batch.nodule_mm, equal_nan=True)
+    assert np.abs(other.images.astype(int) - batch.images).mean() > 5, "the pixels change"
+
+
+def test_site_factors_of_one_change_nothing():
+    plain = phantom.generate(20, size=32, seed=4).images
+    assert (phantom.generate(20, size=32, seed=4, site={}).images == plain).all()
+    assert (phantom.generate(20, size=32, seed=4, site={"dose": 1, "blur": 1.0, "gamma": 1}).images == plain).all()
+
+
+def test_site_dose_blur_and_gamma_do_what_they_say():
+    from scipy import ndimage
+
+    def grain(images):  # what a 1-pixel blur removes: the quantum noise, mostly
+        x = images.astype(float)
+        return np.std(x - ndimage.gaussian_filter(x, sigma=(0, 1, 1)))
+
+    plain = phantom.generate(60, size=64, seed=6).images
+    assert grain(phantom.generate(60, size=64, seed=6, site={"dose": 0.1}).images) > 1.2 * grain(plain)
+    assert grain(phantom.generate(60, size=64, seed=6, site={"blur": 2.0}).images) < 0.8 * grain(plain)
+    assert phantom.generate(60, size=64, seed=6, site={"gamma": 1.5}).images.mean() < plain.mean() - 10
+
+
+def test_load_phantom_passes_the_site_and_records_it():
+    from medkit.data import load_phantom
+
+    ds = load_phantom((8, 4, 4), image_size=32, site={"dose": 0.5})
+    assert ds.info["site"] == {"dose": 0.5}
+    assert (ds.train.labels == load_phantom((8, 4, 4), image_size=32).train.labels).all()
 
 
 # ---------------------------------------------------------------- sequences

@@ -566,13 +566,13 @@ def _render(q, size, textures, marker, want_masks):
     return A, masks
 
 
-def _expose(A, q, noise, size):
-    """Photon noise and detector blur on the line integral A (n, H, W); ``noise`` is standard normal, same shape."""
+def _expose(A, q, noise, size, blur=1.0):
+    """Photon noise and detector blur (times ``blur``) on the line integral A (n, H, W); ``noise`` is standard normal."""
     mu = A * _col(q["contrast"]) * 0.9
     expected = _col(q["photons"]) * np.exp(-mu)
     counts = expected + np.sqrt(expected) * noise
     signal = -np.log(np.clip(counts, 1.0, None) / _col(q["photons"]))
-    sig = 0.6 * size / 64.0
+    sig = 0.6 * blur * size / 64.0
     return ndimage.gaussian_filter(signal, sigma=(0, sig, sig))
 
 
@@ -593,6 +593,23 @@ def _check(n, size, difficulty):
         raise ValueError(
             f"difficulty must be between 0 (easy) and 1 (hard); got {difficulty!r}. The default is 0.5."
         )
+
+
+SITE_FACTORS = ("dose", "blur", "gamma")
+
+
+def _site(site):
+    factors = dict.fromkeys(SITE_FACTORS, 1.0)
+    unknown = sorted(set(site or {}) - set(SITE_FACTORS))
+    if unknown:
+        raise ValueError(f"site factors are {', '.join(SITE_FACTORS)}; got {unknown}. "
+                         "Example: site={'dose': 0.3, 'blur': 1.5, 'gamma': 1.3}.")
+    for name, value in (site or {}).items():
+        if not isinstance(value, (int, float, np.number)) or not value > 0:
+            raise ValueError(f"site[{name!r}] is a factor on the acquisition and must be a positive number; "
+                             f"got {value!r}. 1 leaves it as it is.")
+        factors[name] = float(value)
+    return factors
 
 
 def _prevalence(prevalence):
@@ -616,6 +633,7 @@ def generate(
     confounder: float | None = None,
     confounder_target: str = "pneumonia",
     masks: bool = False,
+    site: dict | None = None,
 ) -> PhantomImages:
     """Draw ``n`` synthetic frontal chest radiographs.
 
@@ -647,6 +665,13 @@ def generate(
     masks : bool, default False
         Also return the ground-truth mask of every finding (uses
         ``5 * n * size**2`` bytes).
+    site : dict, optional
+        Another hospital's detector and processing, as factors on each film's
+        acquisition: ``"dose"`` (photons per pixel: below 1, noisier films),
+        ``"blur"`` (the detector's blur, 0.6 px at 64 px: above 1, softer
+        films) and ``"gamma"`` (the display curve of the processing: above 1,
+        darker films), e.g. ``{"dose": 0.3, "blur": 1.5, "gamma": 1.3}``. The
+        patients and their findings stay the same. Default: every factor 1.
 
     Returns
     -------
@@ -661,6 +686,9 @@ def generate(
     ((8, 32, 32), dtype('uint8'), (8, 5), (8, 5, 32, 32))
     >>> bool((generate(8, size=32, seed=1).images == batch.images).all())
     True
+    >>> other = generate(8, size=32, seed=1, site={"dose": 0.3, "blur": 1.5}, masks=True)
+    >>> bool((other.masks == batch.masks).all()), bool((other.images == batch.images).all())
+    (True, False)
     """
     _check(n, size, difficulty)
     prev = _prevalence(prevalence)
@@ -672,8 +700,10 @@ def generate(
     # Each film has its own streams, spawned from the seed: one for the patient, one for
     # the noise, one for the marker. Adding films, or switching the confounder, leaves
     # every other film as it was.
+    factors = _site(site)
     streams = [[np.random.default_rng(s) for s in child.spawn(3)] for child in np.random.SeedSequence(seed).spawn(n)]
     p = _stack([_draw_patient(patient, prev, difficulty) for patient, _, _ in streams])
+    p["photons"], p["gamma"] = p["photons"] * factors["dose"], p["gamma"] * factors["gamma"]
     marker = None
     if confounder is not None:
         target = p["labels"][:, FINDINGS.index(confounder_target)].astype(bool)
@@ -689,7 +719,7 @@ def generate(
         textures = np.stack([g.standard_normal((size, size), np.float32) for g in noise])
         A, m = _render(q, size, textures, None if marker is None else marker[idx], masks)
         quantum = np.stack([g.standard_normal((size, size), np.float32) for g in noise])
-        images[idx] = _window(_expose(A, q, quantum, size), q["gamma"])
+        images[idx] = _window(_expose(A, q, quantum, size, blur=factors["blur"]), q["gamma"])
         if masks:
             all_masks[idx] = m
     nodule = p["labels"][:, FINDINGS.index("nodule")].astype(bool)

@@ -36,6 +36,7 @@ def load_phantom(
     prevalence: dict | None = None,
     confounder: float | None = None,
     masks: bool = False,
+    site: dict | None = None,
 ) -> Dataset:
     """Phantom train, validation and test splits.
 
@@ -48,7 +49,7 @@ def load_phantom(
         Each split gets its own stream, spawned from this seed.
     labels : {"pneumonia", "all"}
         ``"pneumonia"``: a binary task; ``"all"``: the five findings, multi-label.
-    difficulty, prevalence, confounder, masks
+    difficulty, prevalence, confounder, masks, site
         Passed to :func:`medkit.data.phantom.generate`.
 
     Returns
@@ -79,6 +80,7 @@ def load_phantom(
             difficulty=difficulty,
             confounder=confounder,
             masks=masks,
+            site=site,
         )
         splits[name] = Split(
             labels=batch.labels[:, columns],
@@ -92,7 +94,7 @@ def load_phantom(
         tuple(phantom.FINDINGS[c] for c in columns),
         source="generated",
         info={"image_size": image_size, "seed": seed, "difficulty": difficulty, "confounder": confounder,
-              "pixel_spacing": phantom.pixel_spacing(image_size), **extra},
+              "site": dict(site or {}), "pixel_spacing": phantom.pixel_spacing(image_size), **extra},
         **splits,
     )
 
