@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from medkit import config
-from medkit.data import medmnist, phantom, records
+from medkit.data import dicom, medmnist, phantom, records
 from medkit.data.core import Dataset, Split
 from medkit.data.folders import detect_layout, load_kermany, load_nih
 from medkit.data.pipeline import augmenter, class_weights, pipeline
@@ -29,6 +29,7 @@ __all__ = [
     "load_phantom",
     "load_kermany",
     "load_nih",
+    "dicom",
     "medmnist",
     "phantom",
     "records",
@@ -62,7 +63,7 @@ def load(name: str | None = None, *, profile: str | None = None, path: str | Pat
         ``sizes=(train, val, test)`` works for every dataset: the phantom draws
         that many films, a real dataset keeps a random subset of each split
         (:meth:`Dataset.subset`). The rest (``labels``, ``difficulty``,
-        ``prevalence``, ``confounder``, ``masks``, ``image_size``) describe what
+        ``prevalence``, ``confounder``, ``masks``, ``site``, ``image_size``) describe what
         only the phantom draws: given with another dataset, they are an error
         that says to load the phantom by name.
 
