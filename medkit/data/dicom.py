@@ -8,8 +8,8 @@ shows them bright), and who the patient is (name, ID, birth date, sex),
 when and where the film was taken, and the UIDs that tie images to series,
 studies and patients. :func:`write_dicom` writes phantom films that way,
 with made-up but realistic identities (and the places identifiers hide: a
-comment, a vendor's private tag, the burned-in marker), so that
-``13_dicom_and_privacy.ipynb`` can read them and de-identify them;
+comment, a vendor's private tag, the burned-in marker), for the lesson on
+DICOM and de-identification that notebook 13 is to hold (not written yet);
 :func:`read_film` turns a file back into the film the models take,
 with pydicom's own modality and VOI LUT functions.
 
