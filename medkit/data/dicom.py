@@ -8,10 +8,10 @@ shows them bright), and who the patient is (name, ID, birth date, sex),
 when and where the film was taken, and the UIDs that tie images to series,
 studies and patients. :func:`write_dicom` writes phantom films that way,
 with made-up but realistic identities (and the places identifiers hide: a
-comment, a vendor's private tag, the burned-in marker), for the lesson on
-DICOM and de-identification that notebook 13 is to hold (not written yet);
-:func:`read_film` turns a file back into the film the models take,
-with pydicom's own modality and VOI LUT functions.
+comment, a vendor's private tag, the burned-in marker), for notebook 13's
+lesson on reading DICOM and de-identifying it; :func:`read_film` turns a
+file back into the film the models take, with pydicom's own modality and
+VOI LUT functions.
 
 The DICOM standard, PS3.3 (C.7.6.3 Image Pixel, C.11 LUTs) and PS3.15
 (Annex E, de-identification), defines every element used here.
