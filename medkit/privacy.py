@@ -288,11 +288,12 @@ def _date_spellings(value: str) -> set[str]:
 
 
 def spellings(found: dict[str, list[str]]) -> dict[str, list[str]]:
-    """Every way each identifier may be written: the search patterns the scan uses, by identifier.
+    """Every way each identifier may be written: what the scan searches for, by identifier.
 
     Names: with ``^`` or spaces, family name first or last, ``Family, Given``, and each part of three or more
-    letters alone (as a whole word); dates: DICOM's ``YYYYMMDD`` and the usual human formats, day or month first,
-    two- or four-digit years, months in English; other values as they are. Matching is case-insensitive.
+    letters alone (matched as a whole word, so that "Ana" is found in "seen by Ana" but not in "Anatomy"); dates:
+    DICOM's ``YYYYMMDD`` and the usual human formats, day or month first, two- or four-digit years, months in
+    English; other values as they are. The scan ignores case.
 
     Parameters
     ----------
@@ -302,50 +303,74 @@ def spellings(found: dict[str, list[str]]) -> dict[str, list[str]]:
     Returns
     -------
     dict
-        ``{identifier: [regular expression, ...]}``.
+        ``{identifier: [spelling, ...]}``.
 
     Examples
     --------
     >>> s = spellings({"names": ["Dubois^Ana"], "dates": ["19650814"], "other": []})
-    >>> [any(re.search(p, text, re.I) for p in s["Dubois^Ana"])
-    ...  for text in ("ANA DUBOIS", "Dubois, Ana", "seen by Mrs dubois", "Anatomy")]
-    [True, True, True, False]
-    >>> any(re.fullmatch(p, "14 Aug 1965", re.I) for p in s["19650814"])
+    >>> sorted(s["Dubois^Ana"])
+    ['Ana', 'Ana Dubois', 'Dubois', 'Dubois Ana', 'Dubois, Ana', 'Dubois^Ana']
+    >>> {"14 Aug 1965", "08/14/1965", "14.08.65", "1965-08-14"} <= set(s["19650814"])
     True
     """
     out = {}
     for name in found.get("names", []):
-        patterns = set()
+        forms = set()
         for group in str(name).split("="):  # alphabetic, ideographic and phonetic forms
             parts = [p.strip() for p in group.split("^")]
             words = [p for p in parts if p]
             if not words:
                 continue
             family, given = parts[0], (parts[1] if len(parts) > 1 else "")
-            forms = {group, " ".join(words), " ".join(reversed(words)), f"{given} {family}".strip(),
-                     f"{family}, {given}".strip(", "), f"{family} {given}".strip()}
-            patterns |= {re.escape(f) for f in forms if len(f) >= _MIN_LENGTH}
-            for word in {w for p in words for w in re.split(r"[\s,.]+", p)}:
-                if len(word) >= 3:  # each part alone, as a word
-                    patterns.add(rf"(?<![^\W\d_]){re.escape(word)}(?![^\W\d_])")
-        if patterns:
-            out[name] = sorted(patterns)
+            forms |= {f for f in (group, " ".join(words), " ".join(reversed(words)), f"{given} {family}".strip(),
+                                  f"{family}, {given}".strip(", "), f"{family} {given}".strip())
+                      if len(f) >= _MIN_LENGTH}
+            forms |= {w for p in words for w in re.split(r"[\s,.]+", p) if len(w) >= 3}  # each part alone
+        if forms:
+            out[name] = sorted(forms)
     for date in found.get("dates", []):
-        out[date] = sorted(re.escape(s) for s in _date_spellings(date))
+        out[date] = sorted(_date_spellings(date))
     for value in found.get("other", []):
         if len(value) >= _MIN_LENGTH:
-            out[value] = [re.escape(value)]
+            out[value] = [value]
     return out
 
 
-def _matcher(patterns: dict[str, list[str]]):
-    if not patterns:
-        return None
-    return re.compile("|".join(f"(?:{p})" for ps in patterns.values() for p in ps), re.IGNORECASE)
+_WORD = r"[^\W\d_]+"  # letters only: such a spelling is matched as a whole word
 
 
-def _which(patterns, text: str) -> list[str]:
-    return sorted(k for k, ps in patterns.items() if any(re.search(p, text, re.IGNORECASE) for p in ps))
+class _Finder:
+    """Finds the spellings of identifiers in text, ignoring case: literal spellings anywhere, words as words."""
+
+    def __init__(self, spelled: dict[str, list[str]]):
+        self.literals, words = [], {}
+        for key, forms in spelled.items():
+            for form in forms:
+                if re.fullmatch(_WORD, form):
+                    words.setdefault(form.lower(), set()).add(key)
+                else:
+                    self.literals.append((form.lower(), key))
+        self.words = words
+        alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+        self.word_re = re.compile(rf"(?<![^\W\d_])(?:{alternatives})(?![^\W\d_])", re.IGNORECASE) if words else None
+
+    def __bool__(self):
+        return bool(self.literals or self.words)
+
+    def keys(self, text: str) -> set[str]:
+        """The identifiers spelled somewhere in ``text``."""
+        lower = text.lower()
+        found = {key for form, key in self.literals if form in lower}
+        if self.word_re is not None:
+            for match in self.word_re.finditer(text):
+                found |= self.words[match.group(0).lower()]
+        return found
+
+    def blank(self, text: str) -> str:
+        """``text`` with every spelling of every identifier replaced by as many X."""
+        for form in sorted({f for f, _ in self.literals}, key=len, reverse=True):
+            text = re.sub(re.escape(form), lambda m: "X" * len(m.group(0)), text, flags=re.IGNORECASE)
+        return self.word_re.sub(lambda m: "X" * len(m.group(0)), text) if self.word_re is not None else text
 
 
 def scan(source, found: dict[str, list[str]]) -> list[str]:
@@ -373,8 +398,7 @@ def scan(source, found: dict[str, list[str]]) -> list[str]:
         raw = buffer.getvalue()
     else:
         raw = source if isinstance(source, bytes) else Path(source).read_bytes()
-    patterns = spellings(found)
-    matcher = _matcher(patterns)
+    finder = _Finder(spellings(found))
     hits, parts = [], []
     try:
         with warnings.catch_warnings():
@@ -390,12 +414,11 @@ def scan(source, found: dict[str, list[str]]) -> list[str]:
             if element.tag.is_private:
                 hits.append(f"private element {path}")
             text = _text(element)
-            if matcher and text and matcher.search(text):
-                hits += [f"{path}: {key}" for key in _which(patterns, text)]
-    if matcher:  # the bytes as Latin-1 and as UTF-8 (names with letters outside ASCII)
+            if text:
+                hits += [f"{path}: {key}" for key in finder.keys(text)]
+    if finder:  # the bytes as Latin-1 and as UTF-8 (names with letters outside ASCII)
         for text in {raw.decode("latin-1"), raw.decode("utf-8", errors="ignore")}:
-            if matcher.search(text):
-                hits += [f"raw bytes: {key}" for key in _which(patterns, text)]
+            hits += [f"raw bytes: {key}" for key in finder.keys(text)]
     return sorted(set(hits))
 
 
@@ -414,10 +437,6 @@ def _empty(element):
     return [] if element.VR == "SQ" else (b"" if element.VR in ("OB", "OW", "OF", "OD", "OL", "OV", "UN") else
                                           None if element.VR in ("US", "SS", "UL", "SL", "FL", "FD", "UV", "SV", "AT")
                                           else "")
-
-
-def _blank(text: str, matcher) -> str:
-    return matcher.sub(lambda m: "X" * len(m.group(0)), text) if matcher else text
 
 
 class _Refuse(Exception):
@@ -473,7 +492,7 @@ class _Policy:
                     actions.append(Action(path, "C", f"age generalised to {new}"))
             return True
         if keyword in _DESCRIPTORS and self.clean_descriptors and element.VR != "SQ":
-            element.value = _blank(_text(element), matcher)
+            element.value = matcher.blank(_text(element))
             actions.append(Action(path, "C", "identifiers blanked out"))
             return True
         if action is None:
@@ -688,6 +707,20 @@ def _stamp(ds, options, shifted):
     ds.LongitudinalTemporalInformationModified = "MODIFIED" if shifted else "REMOVED"
 
 
+def _recode_collisions(ds, key: bytes, changed: set[str], finder, actions) -> None:
+    """A pseudonym that spells an original identifier gets a keyed code instead.
+
+    dicognito draws pseudonyms from lists of common names, which can hold the patient's own ("Nguyen^Grace" for
+    Nguyen^Grace, or another family named Garcia). Such a name, in any person-name element it replaced, becomes
+    ``ANONYMOUS^<code>``, the code an HMAC of the pseudonym under the key, so still the same for the same person.
+    """
+    for path, _, element in _elements(ds):
+        if element.VR == "PN" and path in changed and element.value and finder.keys(str(element.value)):
+            code = hmac.new(key, str(element.value).encode("utf-8", "replace"), hashlib.sha256).hexdigest()[:10]
+            element.value = f"ANONYMOUS^{code.upper()}"
+            actions.append(Action(path, "D", "dicognito's pseudonym spelled an original identifier: a keyed code"))
+
+
 def _deidentify_dataset(ds, key, *, shift_dates, characteristics, age_band, clean_descriptors, clean_pixels):
     """De-identify ``ds`` in place; returns (actions, review, options) or raises _Refuse."""
     import dicognito.anonymizer
@@ -705,8 +738,7 @@ def _deidentify_dataset(ds, key, *, shift_dates, characteristics, age_band, clea
     _check_pixel_length(ds)
     actions, review = [], []
     original = identifiers(ds)
-    patterns = spellings(original)
-    matcher = _matcher(patterns)
+    matcher = _Finder(spellings(original))
     _drop_bad_dates(ds, actions)
     before = _snapshot(ds.file_meta) if hasattr(ds, "file_meta") else {}
     before_ds = _snapshot(ds)
@@ -719,6 +751,7 @@ def _deidentify_dataset(ds, key, *, shift_dates, characteristics, age_band, clea
     changed |= {p for p, v in before.items() if _snapshot(ds.file_meta).get(p, v) != v} if before else set()
     for path in sorted(set(before_ds) - set(after)):
         actions.append(Action(path, "X", "removed (dicognito)"))
+    _recode_collisions(ds, key, changed, matcher, actions)
     _Policy(key, shift_dates, characteristics, age_band, clean_descriptors).apply(ds, changed, matcher, actions)
     if any(e.tag.is_private for _, _, e in _elements(ds)):
         raise _Refuse("private elements survived removal")

@@ -189,7 +189,7 @@ def test_free_text_is_removed_by_default_and_cleaned_on_request():
     default = privacy.deidentify(ds, key=KEY).files[0].dataset
     assert "StudyDescription" not in default
     cleaned = privacy.deidentify(ds, key=KEY, clean_descriptors=True).files[0].dataset
-    assert re.fullmatch(r"PA chest, X{7} X{6}, ward 4", cleaned.StudyDescription), cleaned.StudyDescription
+    assert re.fullmatch(r"PA chest, X{7}.X{6}, ward 4", cleaned.StudyDescription), cleaned.StudyDescription
     codes = [i.CodeValue for i in cleaned.DeidentificationMethodCodeSequence]
     assert "113105" in codes and "113105" not in [i.CodeValue for i in default.DeidentificationMethodCodeSequence]
 
@@ -213,6 +213,25 @@ def test_pseudonyms_and_date_offsets_are_keyed_per_patient(tmp_path):
     assert all(len(v) == 1 for v in by_patient.values()), "one pseudonym and one offset per patient"
     assert len({next(iter(v))[0] for v in by_patient.values()}) == len(by_patient)
     assert quiet_read(other.written[0].output).PatientID != quiet_read(first.written[0].output).PatientID
+
+
+def test_a_pseudonym_that_spells_the_original_gets_a_keyed_code(monkeypatch):
+    import dicognito.anonymizer
+
+    anonymize = dicognito.anonymizer.Anonymizer.anonymize
+
+    def unlucky(self, dataset):  # dicognito draws the patient's own family name from its list of common names
+        anonymize(self, dataset)
+        dataset.PatientName = "OKONKWO^GRACE"
+
+    monkeypatch.setattr(dicognito.anonymizer.Anonymizer, "anonymize", unlucky)
+    ds = quiet_read(get_testdata_file("CT_small.dcm"))
+    ds.PatientName = NAME
+    first = privacy.deidentify(ds, key=KEY).files[0]
+    again = privacy.deidentify(ds, key=KEY).files[0]
+    assert re.fullmatch(r"ANONYMOUS\^[0-9A-F]{10}", str(first.dataset.PatientName))
+    assert first.dataset.PatientName == again.dataset.PatientName, "the same person, the same code"
+    assert any("spelled an original identifier" in a.detail for a in first.actions)
 
 
 def test_ages_over_89_are_grouped_and_bands_generalise(tmp_path):
