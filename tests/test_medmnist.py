@@ -125,3 +125,46 @@ def test_real_pneumoniamnist_official_split(shared_npz):
     counts = {name: (len(s), int(s.labels.sum())) for name, s in ds.splits.items()}
     assert counts == {"train": (4708, 3494), "val": (524, 389), "test": (624, 390)}
     assert ds.train.images.shape[1:] == (28, 28) and ds.train.images.dtype == np.uint8
+
+
+@pytest.mark.parametrize("bad, shown", [
+    (0.5, "0.5"), (np.nan, "nan"), (2, "2"), (-1, "-1"), (np.inf, "inf"),
+])
+def test_labels_that_are_not_0_or_1_are_refused_not_rounded(tmp_path, bad, shown):
+    arrays = _arrays()
+    labels = arrays["val_labels"].astype(np.float64)
+    labels[1, 0] = bad
+    arrays["val_labels"] = labels
+    path = tmp_path / "soft.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError) as refused:
+        medmnist.load_npz(path)
+    message = str(refused.value)
+    assert str(path) in message and "val_labels" in message  # the file and the key
+    assert f"1 of {labels.size} values are not: {shown}" in message  # the bad values
+    assert "decide each finding" in message  # what to do
+    from medkit import data
+
+    with pytest.raises(ValueError, match="val_labels should be 0 or 1"):  # the path MEDKIT_DATASET takes too
+        data.load(str(path))
+
+
+def test_labels_stored_as_floats_or_booleans_load_when_they_are_0_or_1(tmp_path):
+    arrays = _arrays()
+    arrays["train_labels"] = arrays["train_labels"].astype(np.float32)
+    arrays["test_labels"] = arrays["test_labels"].astype(bool)
+    np.savez(tmp_path / "ok.npz", **arrays)
+    ds = medmnist.load("pneumoniamnist", path=tmp_path / "ok.npz")
+    assert np.array_equal(ds.train.labels, _arrays()["train_labels"]) and ds.train.labels.dtype == np.uint8
+    assert np.array_equal(ds.test.labels, _arrays()["test_labels"])
+
+
+def test_labels_that_are_text_or_a_split_without_images_are_refused(tmp_path):
+    arrays = _arrays()
+    arrays["train_labels"] = arrays["train_labels"].astype(str)
+    np.savez(tmp_path / "text.npz", **arrays)
+    with pytest.raises(ValueError, match=r"train_labels should be numbers 0 or 1; they are of type <U"):
+        medmnist.load_npz(tmp_path / "text.npz")
+    np.savez(tmp_path / "empty.npz", **_arrays(n=(6, 0, 2)))
+    with pytest.raises(ValueError, match=r"empty.npz: val_images holds no images"):
+        medmnist.load_npz(tmp_path / "empty.npz")

@@ -13,7 +13,10 @@ NIH ChestX-ray14 (Wang et al., 2017), the source of ChestMNIST::
     root/Data_Entry_2017.csv         one row per image: file, labels, patient
     root/train_val_list.txt          official training images
     root/test_list.txt               official test images
-    root/images*/.../*.png           the images (any depth below root)
+    root/images*/.../*.png           the images (any depth below root, through symbolic links too)
+
+The csv and list files may be saved with a byte-order mark and Windows line
+ends (as a spreadsheet saves "CSV UTF-8"); they are read all the same.
 
 The official NIH split keeps every patient on one side; the validation split
 carved out of ``train_val_list.txt`` here is drawn by patient too, so no
@@ -22,10 +25,15 @@ list shares an image or a patient with its training list is refused: that
 is leakage, however it came about.
 
 Both loaders read every image once before returning (:func:`find_unreadable`),
-so a truncated download or a stray non-image file is named before training
-starts rather than failing deep inside TensorFlow; ``skip_unreadable=True``
-leaves such files out and reports how many. ``check=False`` defers the check
-to the first read (:func:`medkit.train.fit` then names the files).
+so a truncated download, a stray non-image file, or an image TensorFlow's
+decoder does not read (a CMYK JPEG; a GIF, BMP, TIFF or WebP file named
+``.png`` or ``.jpeg``) is named, with what to do, before training starts
+rather than failing deep inside TensorFlow; ``skip_unreadable=True`` leaves
+such files out and reports how many. ``check=False`` defers the check to the
+first read (:func:`medkit.train.fit` then names the files), except for file
+names that are not valid UTF-8, which TensorFlow cannot take at all: those
+are always named at once. macOS metadata files (``._name.jpeg``) are not
+images and are not listed.
 
 The Kaggle download of the Kermany set unpacks as ``chest_xray/chest_xray/``
 (and a ``__MACOSX`` folder); :func:`detect_layout` looks one level down.
@@ -36,6 +44,7 @@ Introduced in ``01_chest_xray_data.ipynb``.
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 import sys
@@ -117,20 +126,48 @@ def detect_layout(root: Path | str) -> str:
     return _layout_here(find_layout_root(root))
 
 
+def _shown(path) -> str:
+    """A path as it can be printed: bytes of a file name that are not UTF-8 are shown as ``\\xe9``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _bad_name(path: str) -> str | None:
+    """None if TensorFlow can take the file's name, else why not (one line)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return ("its name is not valid UTF-8, and TensorFlow takes file names as UTF-8 text: rename it, e.g. "
+                "with convmv -f latin1 -t utf8 --notest, or a name in plain ASCII")
+    return None
+
+
 def _readable(path: str) -> str | None:
-    """None if the image decodes, else why not (one line)."""
+    """None if the image decodes as the pipeline will decode it, else why not and what to do (one line).
+
+    The pipeline decodes with ``tf.io.decode_image``, which reads PNG and JPEG
+    files (by their content, whatever their name) but not a GIF, BMP, TIFF or
+    WebP file with a ``.png`` or ``.jpeg`` name as one grey channel, nor a
+    CMYK JPEG; those are named here, with the conversion that fixes them.
+    """
     from PIL import Image, UnidentifiedImageError
 
+    bad = _bad_name(path)
+    if bad:
+        return bad
     try:
         with Image.open(path) as image:
-            if image.format == "JPEG":
+            if image.format not in ("PNG", "JPEG", "MPO"):  # MPO: a JPEG with extra views, decoded as its first
+                return (f"a {image.format} image, not a PNG or JPEG whatever its name says; the pipeline decodes PNG "
+                        "and JPEG only: convert it, e.g. Image.open(path).convert('L').save('film.png')")
+            if image.format != "PNG" and image.mode not in ("L", "RGB"):
+                return (f"a {image.mode} JPEG; TensorFlow decodes grey and RGB JPEGs only: convert it, e.g. "
+                        "Image.open(path).convert('L').save(path)")
+            if image.format == "PNG":
+                image.verify()  # reads every chunk and checks its CRC
+            else:
                 # Decode at 1/8 scale: the whole entropy-coded stream is still read, so a
                 # truncated or corrupt file fails, at a fraction of a full decode's cost.
                 image.draft("L", (max(1, image.width // 8), max(1, image.height // 8)))
-                image.load()
-            elif image.format == "PNG":
-                image.verify()  # reads every chunk and checks its CRC
-            else:
                 image.load()
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
         return f"{err.__class__.__name__}: {err}"
@@ -141,8 +178,10 @@ def find_unreadable(paths, *, progress: bool | None = None) -> dict[str, str]:
     """The image files among ``paths`` that cannot be decoded, with the reason for each.
 
     Each file is opened with Pillow and decoded (JPEGs at reduced scale, PNGs
-    checked chunk by chunk), in threads. A progress bar is shown for more
-    than 2,000 files unless ``progress=False``.
+    checked chunk by chunk), in threads, and checked to be what the pipeline's
+    ``tf.io.decode_image`` reads: a PNG, or a grey or RGB JPEG, with a file
+    name in UTF-8. A progress bar is shown for more than 2,000 files unless
+    ``progress=False``.
 
     Returns
     -------
@@ -162,17 +201,24 @@ def find_unreadable(paths, *, progress: bool | None = None) -> dict[str, str]:
 
 
 def _unreadable_message(bad: dict[str, str], root: Path) -> str:
-    shown = "; ".join(f"{p} ({why})" for p, why in list(bad.items())[:5])
+    shown = "; ".join(f"{_shown(p)} ({why})" for p, why in list(bad.items())[:5])
     more = f", and {len(bad) - 5} more" if len(bad) > 5 else ""
-    return (f"{len(bad)} image file(s) under {root} cannot be read: {shown}{more}. Download or copy them again, "
-            "delete them, or load with skip_unreadable=True to leave them out (the count is reported).")
+    return (f"{len(bad)} image file(s) under {_shown(root)} cannot be read: {shown}{more}. Convert or rename them as "
+            "each reason says, download or copy them again, or delete them; or load with skip_unreadable=True to "
+            "leave them out (the count is reported).")
 
 
 def _drop_unreadable(splits: dict, root: Path, check: bool, skip_unreadable: bool) -> dict:
-    """Check every split's files; raise on unreadable ones, or drop them when asked."""
-    if not check:
-        return {"checked": False}
-    bad = find_unreadable([p for split in splits.values() for p in split["paths"]])
+    """Check every split's files; raise on unreadable ones, or drop them when asked.
+
+    File names TensorFlow cannot take are checked even when ``check`` is False:
+    they would fail before any image is read, with an error naming no file.
+    """
+    paths = [p for split in splits.values() for p in split["paths"]]
+    if check:
+        bad = find_unreadable(paths)
+    else:
+        bad = {p: why for p in paths if (why := _bad_name(p))}
     if bad and not skip_unreadable:
         raise ValueError(_unreadable_message(bad, root))
     if bad:
@@ -180,9 +226,9 @@ def _drop_unreadable(splits: dict, root: Path, check: bool, skip_unreadable: boo
             keep = [i for i, p in enumerate(split["paths"]) if p not in bad]
             for key in split:
                 split[key] = [split[key][i] for i in keep]
-        print(f"skipped {len(bad)} unreadable image file(s) under {root} (listed in ds.info['unreadable']).",
+        print(f"skipped {len(bad)} unreadable image file(s) under {_shown(root)} (listed in ds.info['unreadable']).",
               file=sys.stderr)
-    return {"checked": True, "unreadable": sorted(bad)}
+    return {"checked": check, "unreadable": sorted(bad)}
 
 
 def kermany_patient(filename: str) -> str:
@@ -240,7 +286,8 @@ def load_kermany(root: Path | str, *, check: bool = True, skip_unreadable: bool 
                 raise FileNotFoundError(
                     f"missing folder {folder}; the Kermany layout has {{train,val,test}}/{{NORMAL,PNEUMONIA}}/."
                 )
-            files = sorted(p for p in folder.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
+            files = sorted(p for p in folder.iterdir()  # "._x.jpeg": macOS metadata that archives carry along
+                           if p.suffix.lower() in _IMAGE_SUFFIXES and not p.name.startswith("._"))
             paths += [str(p) for p in files]
             labels += [label] * len(files)
         if not paths:
@@ -261,10 +308,35 @@ def load_kermany(root: Path | str, *, check: bool = True, skip_unreadable: bool 
     return Dataset("kermany", "binary", ("pneumonia",), source=str(root), info=info, **splits)
 
 
+def _text(path: Path) -> str:
+    """A text file's contents, UTF-8 with or without a byte-order mark (as spreadsheets save it)."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path} is not UTF-8 text ({err}); the NIH files are plain ASCII. Download it again, or "
+                         "save it again as UTF-8 (or CSV UTF-8).") from err
+
+
 def _read_list(path: Path) -> list[str]:
     if not path.is_file():
         raise FileNotFoundError(f"missing {path}; NIH ChestX-ray14 ships it with the official split.")
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    return [line.strip() for line in _text(path).splitlines() if line.strip()]
+
+
+def _png_files(root: Path) -> dict[str, Path]:
+    """Every ``.png`` file below ``root`` by name, in folders reached through symbolic links too (each folder once)."""
+    files, seen = {}, set()
+    for folder, subfolders, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a link back up the tree, or two links to one folder
+            subfolders.clear()
+            continue
+        seen.add(real)
+        subfolders.sort()
+        for name in sorted(names):
+            if name.endswith(".png"):
+                files.setdefault(name, Path(folder) / name)
+    return files
 
 
 def load_nih(root: Path | str, *, val_fraction: float = 0.1, seed: int = 0, check: bool = True,
@@ -299,18 +371,19 @@ def load_nih(root: Path | str, *, val_fraction: float = 0.1, seed: int = 0, chec
     if csv_path is None:
         raise FileNotFoundError(f"no Data_Entry_2017.csv in {root}; it lists every image with its findings.")
     rows = {}
-    with csv_path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        needed = {"Image Index", "Finding Labels", "Patient ID"}
-        if not needed <= set(reader.fieldnames or ()):
-            raise ValueError(f"{csv_path} lacks the columns {', '.join(sorted(needed - set(reader.fieldnames or ())))}.")
-        for row in reader:
-            found = set(row["Finding Labels"].split("|")) - {"No Finding", ""}
-            unknown = found - set(NIH_LABELS)
-            if unknown:
-                raise ValueError(f"{csv_path}: image {row['Image Index']} has unknown findings {sorted(unknown)}.")
-            rows[row["Image Index"]] = ([int(n in found) for n in NIH_LABELS], row["Patient ID"])
-    files = {p.name: p for p in root.rglob("*.png")}
+    reader = csv.DictReader(io.StringIO(_text(csv_path), newline=""))
+    needed = {"Image Index", "Finding Labels", "Patient ID"}
+    if not needed <= set(reader.fieldnames or ()):
+        raise ValueError(f"{csv_path} lacks the columns {', '.join(sorted(needed - set(reader.fieldnames or ())))}; "
+                         f"its first line names {', '.join(map(repr, reader.fieldnames or ()))}. Use the "
+                         "Data_Entry_2017.csv that comes with the images.")
+    for row in reader:
+        found = set(row["Finding Labels"].split("|")) - {"No Finding", ""}
+        unknown = found - set(NIH_LABELS)
+        if unknown:
+            raise ValueError(f"{csv_path}: image {row['Image Index']} has unknown findings {sorted(unknown)}.")
+        rows[row["Image Index"]] = ([int(n in found) for n in NIH_LABELS], row["Patient ID"])
+    files = _png_files(root)
 
     def listed(names):
         missing = [n for n in names if n not in files or n not in rows]

@@ -162,9 +162,9 @@ def load_npz(path: Path | str, name: str | None = None) -> dict[str, np.ndarray]
     """Read a MedMNIST-format ``.npz`` file and check its structure.
 
     Checked: the six keys ``{train,val,test}_{images,labels}``; uint8 images
-    of shape (N, H, W) with H == W; labels (N, K) with values 0 or 1; as many
-    labels as images; K equal to the dataset's class count when ``name`` is
-    given.
+    of shape (N, H, W) with H == W, N >= 1; labels (N, K) with values 0 or 1
+    only (0.5, NaN or a class number is refused, not rounded); as many labels
+    as images; K equal to the dataset's class count when ``name`` is given.
 
     Returns
     -------
@@ -212,11 +212,39 @@ def load_npz(path: Path | str, name: str | None = None) -> dict[str, np.ndarray]
             )
         if n_classes is not None and labels.shape[1] != n_classes:
             raise ValueError(f"{where}_labels have {labels.shape[1]} columns; {name} has {n_classes} classes.")
-        if labels.size and (labels.min() < 0 or labels.max() > 1):
-            raise ValueError(
-                f"{where}_labels should be 0 or 1; found values from {labels.min()} to {labels.max()}."
-            )
+        _check_labels(labels, f"{path}: {split}_labels")
+        if not len(images):
+            raise ValueError(f"{path}: {split}_images holds no images; every split needs at least one. Is the file "
+                             "complete? Download it again, or write it again from its source.")
     return arrays
+
+
+def _check_labels(labels: np.ndarray, where: str) -> None:
+    """Refuse labels that are not 0 or 1, naming the values and how many: soft labels, NaN, class numbers.
+
+    Each column is one finding, present (1) or absent (0). A value such as
+    0.5 or NaN would otherwise become 0 when the labels are cast to uint8.
+
+    Examples
+    --------
+    >>> _check_labels(np.array([[0], [1.0]]), "x.npz: train_labels")
+    >>> _check_labels(np.array([[0], [0.5], [np.nan]]), "x.npz: train_labels")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: x.npz: train_labels should be 0 or 1 (one column per finding, 1 = present); 2 of 3 values are not: 0.5, nan. ...
+    """
+    if labels.dtype.kind not in "biuf":
+        raise ValueError(f"{where} should be numbers 0 or 1; they are of type {labels.dtype}. Write the labels as "
+                         "uint8, one column per finding.")
+    bad = ~np.isin(labels, (0, 1))  # NaN is in neither
+    if bad.any():
+        shown = ", ".join(str(v) for v in np.unique(labels[bad])[:5].tolist())
+        raise ValueError(
+            f"{where} should be 0 or 1 (one column per finding, 1 = present); {int(bad.sum())} of {labels.size} "
+            f"values are not: {shown}. Soft labels, NaN and class numbers cannot be used as they are: decide each "
+            "finding (e.g. labels >= 0.5), or drop those rows, and write the file again; or download the official "
+            "file."
+        )
 
 
 def load(name: str, size: int = 28, *, path: Path | str | None = None, cache: Path | str | None = None,
