@@ -492,3 +492,28 @@ def test_a_tag_cut_in_the_middle_of_its_header_is_said_to_end_early():
     assert np.array_equal(read_film(whole), read_film(_dataset()))
     with pytest.raises(ValueError, match="its last 4 bytes are a fraction of an element's header"):
         read_film(whole[: len(whole) - 14 + 4])
+
+
+def test_a_deflated_bomb_is_refused_before_pydicom_inflates_it(tmp_path, monkeypatch):
+    import zlib
+
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import DeflatedExplicitVRLittleEndian, generate_uid
+
+    from medkit.data import dicom
+
+    meta = FileMetaDataset()
+    meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = "1.2.840.10008.5.1.4.1.1.7", generate_uid()
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.save_as(tmp_path / "small.dcm", enforce_file_format=True)
+    raw = (tmp_path / "small.dcm").read_bytes()
+    start = 144 + int.from_bytes(raw[140:144], "little")
+    packer = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    element = b"\xe0\x7f\x10\x00OB\x00\x00" + (64 << 20).to_bytes(4, "little")  # Pixel Data of 64 MiB of zeros
+    body = packer.compress(element) + b"".join(packer.compress(bytes(1 << 20)) for _ in range(64)) + packer.flush()
+    monkeypatch.setattr(dicom, "MAX_INFLATED", 8 << 20)  # the test's limit: 8 MiB
+    with pytest.raises(ValueError, match="inflates to more than 8 MiB"):
+        read_film(raw[:start] + body)

@@ -244,6 +244,12 @@ def _open(source):
         data, name = Path(source).read_bytes(), str(source)
     if not isinstance(data, bytes):
         raise ValueError(f"{name} gave {type(data).__name__}, not bytes; open a DICOM file in binary mode ('rb').")
+    if data[128:132] == b"DICM" and b"1.2.840.10008.1.2.1.99" in data[132:2048]:  # Deflated Explicit VR Little Endian
+        inflated, _ = _inflate_count(data, MAX_INFLATED)
+        if inflated > MAX_INFLATED:
+            raise ValueError(f"{name} is deflated and inflates to more than {MAX_INFLATED >> 20} MiB "
+                             "(medkit.data.dicom.MAX_INFLATED): refused before it is inflated. A chest film inflates "
+                             "to a few megabytes; if this file is genuine, raise MAX_INFLATED.")
     try:
         ds = pydicom.dcmread(io.BytesIO(data))
     except InvalidDicomError as err:
@@ -277,20 +283,33 @@ def _overrun(ds, size: int):
     return None
 
 
-def _inflates_whole(data: bytes) -> bool:
-    """True when the deflated data set after a file's meta (PS3.5 A.5) is a complete raw-deflate stream."""
+#: read_film refuses a deflated file (PS3.5 A.5) whose data set inflates to more than this many bytes, before
+#: pydicom inflates it whole: a few kilobytes of deflated zeros can ask for gigabytes.
+MAX_INFLATED = 1 << 30
+
+
+def _inflate_count(data: bytes, limit: int) -> tuple[int, bool]:
+    """The inflated size of the deflated data set after a file's meta (stopping past ``limit``), and whether its
+    compressed stream is complete. The output is made in pieces of 1 MiB and dropped: memory stays bounded."""
     import struct
     import zlib
 
+    meta_length = struct.unpack("<I", data[140:144])[0]  # (0002,0000) File Meta Information Group Length comes first
+    inflater, pending, total = zlib.decompressobj(-zlib.MAX_WBITS), data[144 + meta_length:], 0
+    try:
+        while pending and not inflater.eof and total <= limit:
+            total += len(inflater.decompress(pending, 1 << 20))
+            pending = inflater.unconsumed_tail
+    except zlib.error:
+        return total, False
+    return total, inflater.eof
+
+
+def _inflates_whole(data: bytes) -> bool:
+    """True when the deflated data set after a file's meta (PS3.5 A.5) is a complete raw-deflate stream."""
     if data[128:132] != b"DICM":
         return True  # no preamble: where the meta ends is not known here
-    meta_length = struct.unpack("<I", data[140:144])[0]  # (0002,0000) File Meta Information Group Length comes first
-    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    try:
-        inflater.decompress(data[144 + meta_length:])
-    except zlib.error:
-        return False
-    return inflater.eof
+    return _inflate_count(data, MAX_INFLATED)[1]
 
 
 def _check_complete(ds, name: str, data: bytes | None) -> None:
