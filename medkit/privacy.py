@@ -7,12 +7,15 @@ Confidentiality Profile*), with the *options* a study needs recorded in the
 file. :func:`deidentify` does it in four steps, and refuses a file rather
 than write one it could not make safe:
 
-1. **dicognito** (a maintained de-identifier) gives names, IDs, UIDs,
-   addresses, the institution and the station pseudonyms, and moves every
-   date and time back by one offset. Its seed is a keyed hash
-   (HMAC-SHA256) of the Patient ID under a key the hospital keeps, so the
-   same patient gets the same pseudonyms and the same date offset in every
-   file and every run, and nobody without the key can compute them.
+1. **dicognito** (a maintained de-identifier) gives IDs, UIDs, addresses,
+   the institution and the station pseudonyms, and moves every date and
+   time back by one offset. Its seed is a keyed hash (HMAC-SHA256) of the
+   Patient ID under a key the hospital keeps, so the same patient gets the
+   same pseudonyms and the same date offset in every file and every run,
+   and nobody without the key can compute them. Person names get a keyed
+   code (``ANONYMOUS^<HMAC of the name>``) rather than dicognito's
+   realistic names, which are drawn from lists of common names and can be
+   a name in the file.
 2. **The profile's table** (Table E.1-1 as ``dicom-anonymizer`` ships it)
    for every element dicognito does not cover, at every depth of every
    sequence: ``X`` remove, ``Z`` empty, ``D`` a dummy value, ``U`` a new
@@ -471,7 +474,10 @@ class _Policy:
                 del ds[element.tag]
                 actions.append(Action(here, "X", "private element removed"))
                 continue
-            if self._one(ds, element, here, here in changed, matcher, actions) and element.VR == "SQ":
+            mine = here in changed
+            if element.VR == "TM" and element.keyword:  # dicognito shifts a time with its date: a whole number of
+                mine |= f"{path}{element.keyword.replace('Time', 'Date')}" in changed  # days leaves it as it was
+            if self._one(ds, element, here, mine, matcher, actions) and element.VR == "SQ":
                 for i, item in enumerate(element.value or []):
                     self.apply(item, changed, matcher, actions, f"{here}[{i}].")
 
@@ -707,18 +713,19 @@ def _stamp(ds, options, shifted):
     ds.LongitudinalTemporalInformationModified = "MODIFIED" if shifted else "REMOVED"
 
 
-def _recode_collisions(ds, key: bytes, changed: set[str], finder, actions) -> None:
-    """A pseudonym that spells an original identifier gets a keyed code instead.
+def _person_codes(ds, key: bytes, names: dict[str, list[str]], actions) -> None:
+    """Every person name becomes ``ANONYMOUS^<code>``, the code an HMAC of the original name under the key.
 
-    dicognito draws pseudonyms from lists of common names, which can hold the patient's own ("Nguyen^Grace" for
-    Nguyen^Grace, or another family named Garcia). Such a name, in any person-name element it replaced, becomes
-    ``ANONYMOUS^<code>``, the code an HMAC of the pseudonym under the key, so still the same for the same person.
+    dicognito draws its pseudonyms from lists of common names, which can hold a name of the file (the patient's own:
+    "Nguyen^Grace" for Nguyen^Grace, in 2 of notebook 13's 400 files); a keyed code cannot, and it stays the same for
+    the same person in every file: the same referring physician gets the same code for every patient.
     """
     for path, _, element in _elements(ds):
-        if element.VR == "PN" and path in changed and element.value and finder.keys(str(element.value)):
-            code = hmac.new(key, str(element.value).encode("utf-8", "replace"), hashlib.sha256).hexdigest()[:10]
-            element.value = f"ANONYMOUS^{code.upper()}"
-            actions.append(Action(path, "D", "dicognito's pseudonym spelled an original identifier: a keyed code"))
+        if element.VR == "PN" and element.value and path in names:
+            codes = [f"ANONYMOUS^{hmac.new(key, n.encode('utf-8', 'replace'), hashlib.sha256).hexdigest()[:10].upper()}"
+                     for n in names[path]]
+            element.value = codes if len(codes) > 1 else codes[0]
+            actions.append(Action(path, "D", "a keyed code for the person's name"))
 
 
 def _deidentify_dataset(ds, key, *, shift_dates, characteristics, age_band, clean_descriptors, clean_pixels):
@@ -742,6 +749,7 @@ def _deidentify_dataset(ds, key, *, shift_dates, characteristics, age_band, clea
     _drop_bad_dates(ds, actions)
     before = _snapshot(ds.file_meta) if hasattr(ds, "file_meta") else {}
     before_ds = _snapshot(ds)
+    names = {path: [str(v) for v in _values(e)] for path, _, e in _elements(ds) if e.VR == "PN" and e.value}
     try:
         dicognito.anonymizer.Anonymizer(seed=_patient_seed(key, ds)).anonymize(ds)
     except Exception as error:
@@ -751,7 +759,8 @@ def _deidentify_dataset(ds, key, *, shift_dates, characteristics, age_band, clea
     changed |= {p for p, v in before.items() if _snapshot(ds.file_meta).get(p, v) != v} if before else set()
     for path in sorted(set(before_ds) - set(after)):
         actions.append(Action(path, "X", "removed (dicognito)"))
-    _recode_collisions(ds, key, changed, matcher, actions)
+    _person_codes(ds, key, names, actions)
+    changed |= set(names)
     _Policy(key, shift_dates, characteristics, age_band, clean_descriptors).apply(ds, changed, matcher, actions)
     if any(e.tag.is_private for _, _, e in _elements(ds)):
         raise _Refuse("private elements survived removal")

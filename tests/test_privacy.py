@@ -1,5 +1,6 @@
 """medkit.privacy: de-identification by PS3.15's Basic Profile, on files the kit did not write, and its scan."""
 
+import datetime
 import io
 import re
 import warnings
@@ -194,8 +195,12 @@ def test_free_text_is_removed_by_default_and_cleaned_on_request():
     assert "113105" in codes and "113105" not in [i.CodeValue for i in default.DeidentificationMethodCodeSequence]
 
 
+def moment(f):
+    return datetime.datetime.strptime(f.StudyDate + f.StudyTime[:6], "%Y%m%d%H%M%S")
+
+
 def test_pseudonyms_and_date_offsets_are_keyed_per_patient(tmp_path):
-    films = data.load("phantom", sizes=(2, 2, 12), image_size=32, seed=3)
+    films = data.load("phantom", sizes=(2, 2, 40), image_size=32, seed=3)
     files = write_dicom(films, tmp_path / "in", images_per_patient=3)
     first = privacy.deidentify(tmp_path / "in", tmp_path / "a", key=KEY)
     again = privacy.deidentify(tmp_path / "in", tmp_path / "b", key=KEY)
@@ -205,33 +210,29 @@ def test_pseudonyms_and_date_offsets_are_keyed_per_patient(tmp_path):
     by_patient = {}
     for src, out in zip(files, (f.output for f in first.written)):
         o, n = quiet_read(src), quiet_read(out)
-        shift = (np.datetime64(f"{n.StudyDate[:4]}-{n.StudyDate[4:6]}-{n.StudyDate[6:]}") -
-                 np.datetime64(f"{o.StudyDate[:4]}-{o.StudyDate[4:6]}-{o.StudyDate[6:]}"))
+        shift = moment(n) - moment(o)  # date and time: offsets are whole hours
         by_patient.setdefault(o.PatientID, set()).add((n.PatientID, str(n.PatientName), shift))
+        assert str(n.PatientName).startswith("ANONYMOUS^")
         assert n.LongitudinalTemporalInformationModified == "MODIFIED" and n.PatientBirthDate == ""
-        assert -730 <= shift.astype(int) <= -62
+        assert n.StudyTime, "a time shifted with its date stays, also when the offset is a whole number of days"
+        assert datetime.timedelta(days=-730) <= shift <= datetime.timedelta(days=-62)
     assert all(len(v) == 1 for v in by_patient.values()), "one pseudonym and one offset per patient"
     assert len({next(iter(v))[0] for v in by_patient.values()}) == len(by_patient)
     assert quiet_read(other.written[0].output).PatientID != quiet_read(first.written[0].output).PatientID
 
 
-def test_a_pseudonym_that_spells_the_original_gets_a_keyed_code(monkeypatch):
-    import dicognito.anonymizer
-
-    anonymize = dicognito.anonymizer.Anonymizer.anonymize
-
-    def unlucky(self, dataset):  # dicognito draws the patient's own family name from its list of common names
-        anonymize(self, dataset)
-        dataset.PatientName = "OKONKWO^GRACE"
-
-    monkeypatch.setattr(dicognito.anonymizer.Anonymizer, "anonymize", unlucky)
+def test_person_names_get_keyed_codes_the_same_for_the_same_person():
     ds = quiet_read(get_testdata_file("CT_small.dcm"))
-    ds.PatientName = NAME
-    first = privacy.deidentify(ds, key=KEY).files[0]
-    again = privacy.deidentify(ds, key=KEY).files[0]
+    ds.PatientName, ds.ReferringPhysicianName = NAME, "Garcia^Ben"
+    other = quiet_read(get_testdata_file("MR_small.dcm"))
+    other.PatientName, other.ReferringPhysicianName = "Nguyen^Grace", "Garcia^Ben"
+    first, again, second = (privacy.deidentify(d, key=KEY).files[0] for d in (ds, ds, other))
     assert re.fullmatch(r"ANONYMOUS\^[0-9A-F]{10}", str(first.dataset.PatientName))
-    assert first.dataset.PatientName == again.dataset.PatientName, "the same person, the same code"
-    assert any("spelled an original identifier" in a.detail for a in first.actions)
+    assert first.dataset.PatientName == again.dataset.PatientName != second.dataset.PatientName
+    assert first.dataset.ReferringPhysicianName == second.dataset.ReferringPhysicianName, "one physician, one code"
+    assert any(a.element == "PatientName" and "keyed code" in a.detail for a in first.actions)
+    assert privacy.deidentify(ds, key=b"another hospital's secret key").files[0].dataset.PatientName != \
+        first.dataset.PatientName
 
 
 def test_ages_over_89_are_grouped_and_bands_generalise(tmp_path):
