@@ -446,24 +446,40 @@ class _Refuse(Exception):
     pass
 
 
-def _generalise_age(value: str, band: int | None) -> str:
+def _generalise_age(value: str, bins: tuple[int, ...] | None) -> str:
+    """Patient's Age as the start of its bin (``bins``: ascending starts, in years); 90 and over at most ``090Y``."""
     match = re.fullmatch(r"(\d{3})([DWMY])", str(value))
     if not match:
         raise _Refuse(f"Patient's Age {value!r} is not an age string (nnnD, nnnW, nnnM or nnnY)")
     years = int(match.group(1)) if match.group(2) == "Y" else 0
-    if years >= 90:  # HIPAA Safe Harbor: ages over 89 in one group
-        return "090Y"
-    if band and match.group(2) == "Y":
-        return f"{years // band * band:03d}Y"
-    return str(value)
+    start = max((b for b in bins if b <= years), default=0) if bins else None
+    if start is None:
+        return "090Y" if years >= 90 else str(value)  # HIPAA Safe Harbor: ages over 89 in one group
+    return f"{min(start, 90):03d}Y"
+
+
+def _age_bins(age_bins) -> tuple[int, ...] | None:
+    """``age_bins`` as ascending bin starts: a width (10: decades from 0) or the starts themselves."""
+    if age_bins is None:
+        return None
+    width = isinstance(age_bins, int) and not isinstance(age_bins, bool)
+    if width:
+        starts = tuple(range(0, 91, age_bins)) if 1 <= age_bins <= 90 else ()
+    else:
+        starts = tuple(age_bins) if isinstance(age_bins, (tuple, list)) and all(
+            isinstance(b, int) and not isinstance(b, bool) for b in age_bins) else ()
+    if not starts or list(starts) != sorted(set(starts)) or starts[0] < 0:
+        raise ValueError(f"age_bins must be a width in whole years from 1 to 90 (10 for decades) or ascending bin "
+                         f"starts such as (18, 30, 40, 50, 60, 70, 80); got {age_bins!r}.")
+    return starts
 
 
 class _Policy:
     """The profile's table with the options applied to one dataset."""
 
-    def __init__(self, key, shift_dates, characteristics, age_band, clean_descriptors):
+    def __init__(self, key, shift_dates, characteristics, age_bins, clean_descriptors):
         self.key, self.shift_dates, self.characteristics = key, shift_dates, characteristics
-        self.age_band, self.clean_descriptors = age_band, clean_descriptors
+        self.age_bins, self.clean_descriptors = age_bins, clean_descriptors
 
     def apply(self, ds, changed: set[str], matcher, actions: list[Action], path: str = "") -> None:
         """Every element of ``ds`` and of the sequences it keeps, by the table and the options (recorded)."""
@@ -492,7 +508,7 @@ class _Policy:
                 return True
         if keyword in _CHARACTERISTICS and self.characteristics:
             if keyword == "PatientAge" and element.value:
-                new = _generalise_age(element.value, self.age_band)
+                new = _generalise_age(element.value, self.age_bins)
                 if new != element.value:
                     element.value = new
                     actions.append(Action(path, "C", f"age generalised to {new}"))
@@ -728,7 +744,7 @@ def _person_codes(ds, key: bytes, names: dict[str, list[str]], actions) -> None:
             actions.append(Action(path, "D", "a keyed code for the person's name"))
 
 
-def _deidentify_dataset(ds, key, *, shift_dates, characteristics, age_band, clean_descriptors, clean_pixels):
+def _deidentify_dataset(ds, key, *, shift_dates, characteristics, age_bins, clean_descriptors, clean_pixels):
     """De-identify ``ds`` in place; returns (actions, review, options) or raises _Refuse."""
     import dicognito.anonymizer
 
@@ -761,7 +777,7 @@ def _deidentify_dataset(ds, key, *, shift_dates, characteristics, age_band, clea
         actions.append(Action(path, "X", "removed (dicognito)"))
     _person_codes(ds, key, names, actions)
     changed |= set(names)
-    _Policy(key, shift_dates, characteristics, age_band, clean_descriptors).apply(ds, changed, matcher, actions)
+    _Policy(key, shift_dates, characteristics, age_bins, clean_descriptors).apply(ds, changed, matcher, actions)
     if any(e.tag.is_private for _, _, e in _elements(ds)):
         raise _Refuse("private elements survived removal")
     options = ["basic"]
@@ -817,7 +833,7 @@ def _read(path: Path, max_bytes: int):
 
 
 def deidentify(source, out=None, *, key: bytes, shift_dates: bool = True, keep_patient_characteristics: bool = True,
-               age_band: int | None = None, clean_descriptors: bool = False,
+               age_bins=None, clean_descriptors: bool = False,
                clean_pixels: Callable[[np.ndarray], np.ndarray] | None = None, max_bytes: int = 1 << 30) -> Report:
     """De-identify a DICOM dataset, file or folder by PS3.15's Basic Profile and the options asked for.
 
@@ -838,9 +854,10 @@ def deidentify(source, out=None, *, key: bytes, shift_dates: bool = True, keep_p
         days, one offset per patient, so intervals between studies survive. False removes or empties them.
     keep_patient_characteristics : bool, default True
         *Retain Patient Characteristics*: Patient's Age, Sex, Size and Weight kept (the age generalised as
-        ``age_band`` says; 90 and over always ``090Y``). False removes them.
-    age_band : int, optional
-        Ages in years rounded down to a multiple of this (10: decades), for k-anonymity (notebook 13).
+        ``age_bins`` says; 90 and over always ``090Y``, as HIPAA's Safe Harbor asks). False removes them.
+    age_bins : int or sequence of int, optional
+        Ages in years replaced by the start of their bin, for k-anonymity (notebook 13): a width (10: decades) or
+        the bins' starts, e.g. ``(18, 30, 40, 50, 60, 70, 80)`` for 18-29, decades, and 80 and over as ``080Y``.
     clean_descriptors : bool, default False
         *Clean Descriptors*: study and series descriptions, protocol name, comments and histories kept with every
         spelling of the file's identifiers blanked out. By default they are removed: free text can name people
@@ -884,9 +901,7 @@ def deidentify(source, out=None, *, key: bytes, shift_dates: bool = True, keep_p
         raise ValueError("key must be the hospital's secret key as bytes, at least 16 of them (e.g. "
                          "secrets.token_bytes(32), kept in a key store); got "
                          f"{type(key).__name__}{' of length ' + str(len(key)) if hasattr(key, '__len__') else ''}.")
-    if age_band is not None and (not isinstance(age_band, int) or not 1 <= age_band <= 90):
-        raise ValueError(f"age_band must be a whole number of years from 1 to 90 (10 for decades); got {age_band!r}.")
-    settings = dict(shift_dates=shift_dates, characteristics=keep_patient_characteristics, age_band=age_band,
+    settings = dict(shift_dates=shift_dates, characteristics=keep_patient_characteristics, age_bins=_age_bins(age_bins),
                     clean_descriptors=clean_descriptors, clean_pixels=clean_pixels)
     key = bytes(key)
     if isinstance(source, pydicom.Dataset):

@@ -237,10 +237,13 @@ def test_person_names_get_keyed_codes_the_same_for_the_same_person():
 
 def test_ages_over_89_are_grouped_and_bands_generalise(tmp_path):
     ds = quiet_read(get_testdata_file("CT_small.dcm"))
+    bins = (18, 30, 40, 50, 60, 70, 80)
     for age, band, expected in (("095Y", None, "090Y"), ("067Y", None, "067Y"), ("067Y", 10, "060Y"),
-                                ("089Y", 5, "085Y"), ("006M", 10, "006M")):
+                                ("089Y", 5, "085Y"), ("006M", 10, "000Y"), ("095Y", 10, "090Y"), ("019Y", bins, "018Y"),
+                                ("084Y", bins, "080Y"), ("096Y", bins, "080Y"), ("012Y", bins, "000Y"),
+                                ("097Y", (0, 95), "090Y")):
         ds.PatientAge = age
-        assert privacy.deidentify(ds, key=KEY, age_band=band).files[0].dataset.PatientAge == expected
+        assert privacy.deidentify(ds, key=KEY, age_bins=band).files[0].dataset.PatientAge == expected, (age, band)
     ds.PatientAge = age
     assert "PatientAge" not in privacy.deidentify(ds, key=KEY, keep_patient_characteristics=False).files[0].dataset
 
@@ -379,8 +382,9 @@ def test_bad_arguments_say_what_to_do(tmp_path):
         privacy.deidentify(ds, key=b"short")
     with pytest.raises(ValueError, match="at least 16"):
         privacy.deidentify(ds, key="a string, not bytes, of some length")
-    with pytest.raises(ValueError, match="age_band"):
-        privacy.deidentify(ds, key=KEY, age_band=0)
+    for bad in (0, 91, (30, 18), (), ("18",), True):
+        with pytest.raises(ValueError, match="age_bins must be"):
+            privacy.deidentify(ds, key=KEY, age_bins=bad)
     with pytest.raises(ValueError, match="out is needed"):
         privacy.deidentify(get_testdata_file("CT_small.dcm"), key=KEY)
     with pytest.raises(FileNotFoundError, match="does not exist"):
