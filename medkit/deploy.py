@@ -3,13 +3,14 @@
 Notebook 09 converts models by hand, to show what each step does; notebook
 14 serves the int8 model, and needs the same conversion, plus a runner that
 many request threads may call at once (a LiteRT interpreter is not
-thread-safe). Both are here.
+thread-safe: the runner keeps a pool of them, and lends each to one caller
+at a time). Both are here.
 """
 
 from __future__ import annotations
 
+import queue
 import tempfile
-import threading
 import warnings
 from pathlib import Path
 
@@ -75,12 +76,19 @@ class LiteRT:
     An int8 model's input is quantised, ``q = round(x / s) + z``, and its
     output dequantised, ``x = s (q - z)``, with the scales the converter
     stored, so that callers pass and get floats whatever the precision.
-    One interpreter serves every caller, one film at a time, behind a lock.
+    A LiteRT interpreter may be used by one thread at a time, so the runner
+    holds a pool of ``interpreters`` of them, all built from the same flat
+    buffer: each call borrows an idle one for its whole batch (waiting while
+    all are busy) and gives it back. Every interpreter computes the same
+    answers, bit for bit, so which one a call gets does not matter.
 
     Parameters
     ----------
     flatbuffer : bytes
         From :func:`to_litert` or a ``.tflite`` file.
+    interpreters : int, default 1
+        How many calls can run at once. Each interpreter holds its own
+        tensors (about the size of the model's activations for one film).
 
     Attributes
     ----------
@@ -88,9 +96,11 @@ class LiteRT:
         One film's shape, e.g. ``(32, 32, 1)``.
     dtype : numpy dtype
         What the model computes in at its input: int8 for a full-integer model.
+    interpreters : int
+        The size of the pool. Introduced in ``14_serving_and_monitoring.ipynb``.
     """
 
-    def __init__(self, flatbuffer: bytes):
+    def __init__(self, flatbuffer: bytes, interpreters: int = 1):
         from ai_edge_litert.interpreter import Interpreter
 
         from medkit import quiet
@@ -98,14 +108,20 @@ class LiteRT:
         if not isinstance(flatbuffer, (bytes, bytearray)) or not flatbuffer:
             raise TypeError(f"LiteRT takes the flat buffer's bytes (from medkit.deploy.to_litert, or a .tflite file "
                             f"read with Path.read_bytes()); got {type(flatbuffer).__name__}.")
-        with quiet():  # the interpreter announces its CPU delegate
-            self._interpreter = Interpreter(model_content=bytes(flatbuffer))
-            self._interpreter.allocate_tensors()
-        self._input = self._interpreter.get_input_details()[0]
-        self._output = self._interpreter.get_output_details()[0]
+        if isinstance(interpreters, bool) or not isinstance(interpreters, int) or interpreters < 1:
+            raise ValueError(f"interpreters is how many films can be scored at once, a whole number of at least 1 "
+                             f"(e.g. the number of cores); got {interpreters!r}.")
+        self._idle: queue.Queue = queue.Queue()
+        with quiet():  # each interpreter announces its CPU delegate
+            for _ in range(interpreters):
+                interpreter = Interpreter(model_content=bytes(flatbuffer))
+                interpreter.allocate_tensors()
+                self._idle.put(interpreter)
+        self._input = interpreter.get_input_details()[0]
+        self._output = interpreter.get_output_details()[0]
         self.input_shape = tuple(int(d) for d in self._input["shape"][1:])
         self.dtype = np.dtype(self._input["dtype"])
-        self._lock = threading.Lock()
+        self.interpreters = interpreters
 
     def predict(self, films) -> np.ndarray:
         """Probabilities for a batch of films.
@@ -127,11 +143,14 @@ class LiteRT:
             x = np.clip(np.round(x / scale + zero), -128, 127)
         x = x.astype(self.dtype)
         out = []
-        with self._lock:
+        interpreter = self._idle.get()  # waits while every interpreter is lent to another call
+        try:
             for film in x:
-                self._interpreter.set_tensor(self._input["index"], film[None])
-                self._interpreter.invoke()
-                out.append(self._interpreter.get_tensor(self._output["index"])[0].copy())
+                interpreter.set_tensor(self._input["index"], film[None])
+                interpreter.invoke()
+                out.append(interpreter.get_tensor(self._output["index"])[0].copy())
+        finally:
+            self._idle.put(interpreter)
         y = np.stack(out).astype(np.float32) if out else np.empty((0, int(self._output["shape"][-1])), np.float32)
         scale, zero = self._output["quantization"]
         if np.dtype(self._output["dtype"]) == np.int8:
@@ -139,6 +158,6 @@ class LiteRT:
         return y.astype(np.float32)
 
     @classmethod
-    def load(cls, path: Path | str) -> LiteRT:
+    def load(cls, path: Path | str, interpreters: int = 1) -> LiteRT:
         """Read a ``.tflite`` file."""
-        return cls(Path(path).read_bytes())
+        return cls(Path(path).read_bytes(), interpreters)

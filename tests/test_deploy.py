@@ -1,6 +1,7 @@
 """medkit.deploy: a Keras model as a LiteRT flat buffer, run from many threads at once."""
 
 import concurrent.futures
+import threading
 
 import keras
 import numpy as np
@@ -73,3 +74,37 @@ def test_a_tflite_file_loads(tmp_path, cnn_and_films, flat_buffers):
     (tmp_path / "m.tflite").write_bytes(flat_buffers["float32"])
     assert np.array_equal(deploy.LiteRT.load(tmp_path / "m.tflite").predict(films),
                           deploy.LiteRT(flat_buffers["float32"]).predict(films))
+
+
+@pytest.mark.parametrize("precision", ["float32", "int8"])
+def test_a_pool_of_interpreters_gives_one_interpreters_answers_bit_for_bit(cnn_and_films, flat_buffers, precision):
+    _, films, _ = cnn_and_films
+    alone = deploy.LiteRT(flat_buffers[precision]).predict(films)
+    pool = deploy.LiteRT(flat_buffers[precision], interpreters=3)
+    assert pool.interpreters == 3 and pool.input_shape == (16, 16, 1)
+    with concurrent.futures.ThreadPoolExecutor(8) as threads:
+        together = list(threads.map(lambda i: pool.predict(films[i:i + 1])[0], list(range(len(films))) * 4))
+    assert np.array_equal(np.stack(together), np.concatenate([alone] * 4))
+
+
+def test_each_interpreter_serves_one_call_at_a_time(cnn_and_films, flat_buffers):
+    _, films, _ = cnn_and_films
+    runner = deploy.LiteRT(flat_buffers["int8"], interpreters=2)
+    held = runner._idle.get()  # a call in progress holds one interpreter: the other still answers
+    assert runner.predict(films[:2]).shape == (2, 1)
+    second = runner._idle.get()  # now both are lent: a call waits until one comes back
+    waiting = threading.Thread(target=runner.predict, args=(films[:1],))
+    waiting.start()
+    waiting.join(0.5)
+    assert waiting.is_alive(), "a call ran on an interpreter that another call held"
+    runner._idle.put(held)
+    waiting.join(60)
+    assert not waiting.is_alive()
+    runner._idle.put(second)
+    assert runner._idle.qsize() == 2
+
+
+@pytest.mark.parametrize("interpreters", [0, -1, 1.5, True, "2"])
+def test_a_pool_size_must_be_a_positive_whole_number(flat_buffers, interpreters):
+    with pytest.raises(ValueError, match="interpreters is how many films"):
+        deploy.LiteRT(flat_buffers["float32"], interpreters=interpreters)
