@@ -176,7 +176,7 @@ class IntendedUse:
     --------
     >>> use = IntendedUse((32, 32))
     >>> print(use.describe())
-    chest radiographs (DICOM Modality DX or CR, Body Part Examined CHEST, View Position PA or AP), 32 x 32 px, \
+    radiographs (DICOM Modality DX or CR, Body Part Examined CHEST, View Position PA or AP), 32 x 32 px, \
 one grey channel: 8-bit grey PNG, or uncompressed DICOM (MONOCHROME2 or MONOCHROME1, 8 or 16 bits allocated, one \
 frame); nothing is resized or converted
     """
@@ -200,7 +200,7 @@ frame); nothing is resized or converted
     def describe(self) -> str:
         """One sentence for a model card or an error message."""
         rows, columns = self.shape
-        return (f"chest radiographs (DICOM Modality {' or '.join(self.modalities)}, Body Part Examined "
+        return (f"radiographs (DICOM Modality {' or '.join(self.modalities)}, Body Part Examined "
                 f"{' or '.join(self.body_parts)}, View Position {' or '.join(self.views)}), {columns} x {rows} px, "
                 "one grey channel: 8-bit grey PNG, or uncompressed DICOM (MONOCHROME2 or MONOCHROME1, 8 or 16 bits "
                 "allocated, one frame); nothing is resized or converted")
