@@ -53,10 +53,14 @@ lab: $(STAMP)
 
 # Two test processes (pytest-xdist), each taking whole test files: a notebook's cells run in order, in one kernel.
 # On two cores, notebooks 04 and 05 took 0.69 of the time one process takes (399 s against 575 s, 2026-12-02).
-# TEST_WORKERS=0 runs everything in one process.
+# Files are handed out in the order given here (--no-loadscope-reorder): the notebooks slowest first, by their
+# committed timings (tools/slowest_first.py), then the unit tests, so that the last files to start are short ones.
+# --durations lists the slowest tests at the end. TEST_WORKERS=0 runs everything in one process.
 TEST_WORKERS ?= 2
+TEST_ORDER = $(shell $(PYTHON) tools/slowest_first.py) tests medkit
 test: $(STAMP)
-	$(CLEAN_ENV) $(BIN)/python -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadscope -m "not real and not book and not grading" tests medkit notebooks $(NBVAL)
+	$(CLEAN_ENV) $(BIN)/python -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder \
+		--durations=20 -m "not real and not book and not grading" $(TEST_ORDER) $(NBVAL)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider -m "not real and not book and not grading" tests medkit
