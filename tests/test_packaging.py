@@ -52,8 +52,19 @@ def test_ci_runs_the_readme_test_command_and_the_linter():
     assert "make test" in ci and "make lint" in ci
     assert "make test" in (ROOT / "README.md").read_text()
     makefile = (ROOT / "Makefile").read_text()
-    assert re.search(r"^test:.*\n(\t.*\n)*\t.*pytest .*notebooks \$\(NBVAL\)", makefile, re.M)
+    assert re.search(r"^test:.*\n(\t.*\n)*\t.*pytest (.*\\\n)*.*\$\(TEST_ORDER\) \$\(NBVAL\)", makefile, re.M)
+    assert re.search(r"^TEST_ORDER = \$\(shell \$\(PYTHON\) tools/slowest_first.py\) tests medkit$", makefile, re.M)
     assert re.search(r"^NBVAL := --nbval-lax ", makefile, re.M)
+
+
+def test_make_test_runs_every_notebook_slowest_first(capsys):
+    import slowest_first  # tools/ is on the test path (conftest)
+
+    slowest_first.main(str(ROOT / "notebooks"))
+    order = capsys.readouterr().out.split()
+    assert sorted(order) == sorted(str(p) for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    cost = [slowest_first.seconds(Path(p)) for p in order]
+    assert cost == sorted(cost, reverse=True) and len(order) >= 15
 
 
 def test_constraints_pin_what_pyproject_asks_for():
