@@ -13,9 +13,10 @@ than write one it could not make safe:
    Patient ID under a key the hospital keeps, so the same patient gets the
    same pseudonyms and the same date offset in every file and every run,
    and nobody without the key can compute them. Person names get a keyed
-   code (``ANONYMOUS^<HMAC of the name>``) rather than dicognito's
+   code (15 digits from an HMAC of the name) rather than dicognito's
    realistic names, which are drawn from lists of common names and can be
-   a name in the file.
+   a name in the file; digits, because a word such as ``ANONYMOUS`` can
+   itself be a name in a file (pydicom's ``waveform_ecg.dcm`` has one).
 2. **The profile's table** (Table E.1-1 as ``dicom-anonymizer`` ships it)
    for every element dicognito does not cover, at every depth of every
    sequence: ``X`` remove, ``Z`` empty, ``D`` a dummy value, ``U`` a new
@@ -431,7 +432,7 @@ def _dummy(element):
     """A dummy value consistent with the element's VR (action D)."""
     vr = element.VR
     return {"DA": "19000101", "TM": "000000", "DT": "19000101000000", "AS": "000Y", "DS": "0", "IS": "0",
-            "PN": "ANONYMOUS", "CS": "ANONYMOUS", "AE": "ANONYMOUS", "SQ": []}.get(
+            "PN": "000000000000000", "CS": "ANONYMIZED", "AE": "ANONYMIZED", "SQ": []}.get(
         vr, b"" if vr in ("OB", "OW", "OF", "OD", "OL", "OV", "UN") else
         0 if vr in ("US", "SS", "UL", "SL", "FL", "FD", "UV", "SV", "AT") else "ANONYMIZED")
 
@@ -730,7 +731,7 @@ def _stamp(ds, options, shifted):
 
 
 def _person_codes(ds, key: bytes, names: dict[str, list[str]], actions) -> None:
-    """Every person name becomes ``ANONYMOUS^<code>``, the code an HMAC of the original name under the key.
+    """Every person name becomes a 15-digit code, from an HMAC of the original name under the key.
 
     dicognito draws its pseudonyms from lists of common names, which can hold a name of the file (the patient's own:
     "Nguyen^Grace" for Nguyen^Grace, in 2 of notebook 13's 400 files); a keyed code cannot, and it stays the same for
@@ -738,7 +739,7 @@ def _person_codes(ds, key: bytes, names: dict[str, list[str]], actions) -> None:
     """
     for path, _, element in _elements(ds):
         if element.VR == "PN" and element.value and path in names:
-            codes = [f"ANONYMOUS^{hmac.new(key, n.encode('utf-8', 'replace'), hashlib.sha256).hexdigest()[:10].upper()}"
+            codes = [f"{int(hmac.new(key, n.encode('utf-8', 'replace'), hashlib.sha256).hexdigest()[:12], 16):015d}"
                      for n in names[path]]
             element.value = codes if len(codes) > 1 else codes[0]
             actions.append(Action(path, "D", "a keyed code for the person's name"))
