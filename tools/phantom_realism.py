@@ -1,0 +1,109 @@
+"""How much does the phantom look like real chest films? Two measured answers.
+
+1. Transfer: a small CNN trained on phantom films only (28 px, pneumonia vs not,
+   early stopping on a phantom validation split) is scored on the real
+   PneumoniaMNIST test split. A phantom whose pneumonia looks like real
+   pneumonia gives a high AUC; one that teaches a phantom-only cue gives ~0.5.
+2. Separability: a logistic regression on raw pixels tries to tell real training
+   films from phantom films, scored on real test films against fresh phantom
+   films. 1.0 means a linear model tells them apart perfectly; 0.5 means it
+   cannot.
+
+Run from the repository's root (results go to stdout as JSON):
+
+    python tools/phantom_realism.py --seeds 0 1 2
+    python tools/phantom_realism.py --npz ../shared/data/pneumoniamnist.npz --skip-transfer
+
+Issue 31 sets the goals: transfer >= 0.85 as a mean over 3 seeds, separability <= 0.90.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+SIZE = 28
+#: Pneumonia prevalence of PneumoniaMNIST's training split (3494 of 4708).
+REAL_PREVALENCE = 0.74
+DEFAULT_NPZ = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "pneumoniamnist.npz"
+
+
+def load_real(npz):
+    """PneumoniaMNIST's train and test films (uint8, n x 28 x 28) and test labels."""
+    with np.load(npz) as z:
+        return z["train_images"], z["test_images"], z["test_labels"].ravel()
+
+
+def phantom_films(n, seed):
+    """``n`` phantom films at 28 px, pneumonia at PneumoniaMNIST's prevalence, and their pneumonia labels."""
+    from medkit.data import phantom
+
+    films = phantom.generate(n, size=SIZE, seed=seed, prevalence={"pneumonia": REAL_PREVALENCE})
+    return films.images, films.labels[:, phantom.FINDINGS.index("pneumonia")]
+
+
+def transfer_auc(real_test, real_labels, seed, n_train=4000, n_val=1000, max_epochs=40, verbose=0):
+    """Test AUC on real films of a small CNN trained on the phantom alone (validation stopping on the phantom)."""
+    import keras
+    from sklearn.metrics import roc_auc_score
+
+    from medkit.models import small_cnn
+
+    keras.utils.set_random_seed(seed)
+    x, y = phantom_films(n_train + n_val, seed=1000 + seed)
+    x = x[..., None].astype(np.float32) / 255.0
+    model = small_cnn(SIZE)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy",
+                  metrics=[keras.metrics.AUC(name="auc")])
+    stop = keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=5, restore_best_weights=True)
+    history = model.fit(x[:n_train], y[:n_train], validation_data=(x[n_train:], y[n_train:]), epochs=max_epochs,
+                        batch_size=64, callbacks=[stop], verbose=verbose)
+    score = model.predict(real_test[..., None].astype(np.float32) / 255.0, verbose=0).ravel()
+    return {"seed": seed, "epochs": len(history.history["loss"]),
+            "phantom_val_auc": float(max(history.history["val_auc"])),
+            "real_test_auc": float(roc_auc_score(real_labels, score))}
+
+
+def separability_auc(real_train, real_test, seed=0):
+    """AUC of a pixel-wise logistic regression telling real films from phantom films (held-out films of both)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    fit_phantom, _ = phantom_films(len(real_train), seed=2000 + seed)
+    test_phantom, _ = phantom_films(len(real_test), seed=3000 + seed)
+    x = np.concatenate([real_train, fit_phantom]).reshape(2 * len(real_train), -1) / 255.0
+    y = np.r_[np.ones(len(real_train)), np.zeros(len(fit_phantom))]
+    model = LogisticRegression(C=1.0, max_iter=2000).fit(x, y)
+    xt = np.concatenate([real_test, test_phantom]).reshape(2 * len(real_test), -1) / 255.0
+    yt = np.r_[np.ones(len(real_test)), np.zeros(len(test_phantom))]
+    return float(roc_auc_score(yt, model.predict_proba(xt)[:, 1]))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--npz", type=Path, default=DEFAULT_NPZ, help="PneumoniaMNIST .npz (default: %(default)s)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--skip-transfer", action="store_true", help="only the linear separability")
+    args = parser.parse_args(argv)
+    if not args.npz.is_file():
+        parser.error(f"no PneumoniaMNIST file at {args.npz}; pass --npz /path/to/pneumoniamnist.npz")
+    real_train, real_test, real_labels = load_real(args.npz)
+    out = {"separability_auc": separability_auc(real_train, real_test)}
+    print(f"linear real-vs-phantom AUC: {out['separability_auc']:.3f}", file=sys.stderr)
+    if not args.skip_transfer:
+        out["transfer"] = []
+        for seed in args.seeds:
+            out["transfer"].append(transfer_auc(real_test, real_labels, seed))
+            print(f"seed {seed}: {out['transfer'][-1]}", file=sys.stderr, flush=True)
+        aucs = [r["real_test_auc"] for r in out["transfer"]]
+        out["transfer_auc_mean"] = float(np.mean(aucs))
+        out["transfer_auc_sd"] = float(np.std(aucs, ddof=1)) if len(aucs) > 1 else 0.0
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
