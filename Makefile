@@ -6,7 +6,8 @@
 #                       .npz or a Kermany folder; default ../shared/data/pneumoniamnist.npz)
 #   make test-portable  nbval again with one thread and without oneDNN, which change the order of
 #                       floating-point sums as another CPU does: the checked outputs must not move
-#   make notebooks      re-execute every notebook in place to refresh its outputs
+#   make notebooks      re-execute every notebook in place to refresh its outputs, then write the measured runtimes
+#                       into the README and the notebook headers (tools/runtimes.py)
 #   make student        student copies in build/student/: no solutions, no outputs, public checks (Otter-Grader)
 #   make autograder     the instructor's grading bundle in build/autograder/ (every check; `otter run` grades)
 #   make test-grading   grading tested on notebook 00 (solutions full marks, blank zero, one wrong answer fails its
@@ -103,6 +104,7 @@ notebooks: $(STAMP)
 		$(CLEAN_ENV) $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 			--ExecutePreprocessor.timeout=900 "$$nb" || exit 1; \
 	done
+	$(BIN)/python tools/runtimes.py --write
 
 badges: $(STAMP)
 	$(BIN)/python tools/course.py

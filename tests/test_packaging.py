@@ -67,6 +67,30 @@ def test_make_test_runs_every_notebook_slowest_first(capsys):
     assert cost == sorted(cost, reverse=True) and len(order) >= 15
 
 
+def test_readme_and_notebook_headers_give_the_runtimes_the_metadata_shows():
+    import runtimes  # tools/runtimes.py
+
+    assert runtimes.formatted(7.4) == "7 s" and runtimes.formatted(302.0) == "5 min 2 s"
+    assert set(runtimes.readme_runtimes()) == set(runtimes.measured()) and len(runtimes.measured()) >= 15
+    assert runtimes.mismatches() == []
+
+
+def test_runtimes_finds_a_stale_figure(tmp_path):
+    import shutil
+
+    import runtimes
+
+    (tmp_path / "notebooks").mkdir()
+    shutil.copy(ROOT / "notebooks" / "03_kalman_filter.ipynb", tmp_path / "notebooks")
+    truth = runtimes.measured(tmp_path)["03"]
+    (tmp_path / "README.md").write_text(f"| 03 | [`03_kalman_filter.ipynb`](x) | the filter | {truth} |\n")
+    assert runtimes.mismatches(tmp_path) == []
+    (tmp_path / "README.md").write_text("| 03 | [`03_kalman_filter.ipynb`](x) | the filter | 1 min 1 s |\n")
+    assert runtimes.mismatches(tmp_path) == [f"README row 03: '1 min 1 s', metadata {truth!r}"]
+    runtimes.write(tmp_path)
+    assert runtimes.mismatches(tmp_path) == [] and truth in (tmp_path / "README.md").read_text()
+
+
 def test_constraints_pin_what_pyproject_asks_for():
     # make installs with constraints.txt: every dependency is pinned there, within pyproject's bounds.
     from packaging.requirements import Requirement

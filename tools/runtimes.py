@@ -1,0 +1,97 @@
+"""Notebook runtimes as the committed execution metadata shows them, and where the kit states them.
+
+Each notebook's runtime is the time from its first cell starting to its last cell finishing, read from the
+timestamps `make notebooks` writes into the cells' metadata (tools/slowest_first.py). The README's table and each
+notebook's "**Runtime:**" line must state that figure; `make notebooks` rewrites both with ``--write``, and
+tests/test_packaging.py checks that they agree.
+
+    python tools/runtimes.py           # print each notebook's runtime and what the README and header say
+    python tools/runtimes.py --write   # put the measured runtimes into the README and the notebook headers
+"""
+
+import json
+import re
+import sys
+from pathlib import Path
+
+from slowest_first import seconds
+
+ROOT = Path(__file__).resolve().parents[1]
+_TIME = r"(?:\d+ min )?\d+ s"
+_HEADER = re.compile(r"(\*\*Runtime:\*\*\s+)(?:about |under )?(?:" + _TIME + r"|[\d.]+ minutes|a minute)")
+_ROW = re.compile(r"^(\| (\d\d) \|.*\| )(" + _TIME + r")( \|)$", re.M)
+
+
+def formatted(secs: float) -> str:
+    """Seconds as the kit writes them: ``7 s``, ``2 min 54 s``."""
+    whole = int(round(secs))
+    return f"{whole} s" if whole < 60 else f"{whole // 60} min {whole % 60} s"
+
+
+def notebooks(root: Path = ROOT) -> list[Path]:
+    return sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def measured(root: Path = ROOT) -> dict[str, str]:
+    """Notebook number ("00") to its runtime from the committed metadata, formatted."""
+    return {path.name[:2]: formatted(seconds(path)) for path in notebooks(root)}
+
+
+def readme_runtimes(root: Path = ROOT) -> dict[str, str]:
+    """Notebook number to the runtime the README's table gives."""
+    return {m.group(2): m.group(3) for m in _ROW.finditer((root / "README.md").read_text(encoding="utf-8"))}
+
+
+def header_runtimes(root: Path = ROOT) -> dict[str, str]:
+    """Notebook number to what the "**Runtime:**" line of its first cell says (None when it gives no time)."""
+    out = {}
+    for path in notebooks(root):
+        first = "".join(json.loads(path.read_text(encoding="utf-8"))["cells"][0]["source"])
+        m = _HEADER.search(first)
+        out[path.name[:2]] = m.group(0)[len(m.group(1)):] if m else None
+    return out
+
+
+def mismatches(root: Path = ROOT) -> list[str]:
+    """Every place where the README or a header disagrees with the metadata, as readable lines."""
+    truth, readme, headers = measured(root), readme_runtimes(root), header_runtimes(root)
+    problems = []
+    for number, runtime in truth.items():
+        if readme.get(number) != runtime:
+            problems.append(f"README row {number}: {readme.get(number)!r}, metadata {runtime!r}")
+        if headers[number] != runtime:
+            problems.append(f"notebook {number} header: {headers[number]!r}, metadata {runtime!r}")
+    return problems
+
+
+def write(root: Path = ROOT) -> None:
+    """Put the measured runtimes into the README's table and every notebook's "**Runtime:**" line."""
+    truth = measured(root)
+    readme = root / "README.md"
+    text = _ROW.sub(lambda m: m.group(1) + truth.get(m.group(2), m.group(3)) + m.group(4),
+                    readme.read_text(encoding="utf-8"))
+    readme.write_text(text, encoding="utf-8")
+    for path in notebooks(root):
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        source = "".join(nb["cells"][0]["source"])
+        runtime = truth[path.name[:2]]
+        new = _HEADER.sub(lambda m, runtime=runtime: m.group(1) + runtime, source, count=1)
+        if new != source:
+            nb["cells"][0]["source"] = new.splitlines(keepends=True)
+            path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def main(argv: list[str]) -> int:
+    if "--write" in argv:
+        write()
+    readme, headers = readme_runtimes(), header_runtimes()
+    for number, runtime in measured().items():
+        print(f"{number}  metadata {runtime:>12}   README {readme.get(number)!s:>12}   header {headers[number]!s:>12}")
+    problems = mismatches()
+    for line in problems:
+        print(line, file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
