@@ -231,3 +231,66 @@ def test_over_seeds_collects_numbers_keeps_what_is_asked_and_checks_the_recipe(c
         evaluate.over_seeds(lambda s: {"auc": 0.5} if s == 0 else {"acc": 0.5}, 2, verbose=False)
     with pytest.raises(ValueError, match="distinct"):
         evaluate.over_seeds(recipe, [1, 1], verbose=False)
+
+
+# ---------------------------------------------------------------- one comparison over seeds and films
+
+
+def _separation(y, s):
+    """A cheap metric for simulations: mean score of positives minus mean score of negatives."""
+    return s[y == 1].mean() - s[y == 0].mean()
+
+
+def test_paired_over_seeds_finds_a_real_difference_and_reports_the_seed_average():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 400)
+    shared = rng.normal(0, 1, 400)
+    a = np.array([y + shared + rng.normal(0, 0.6, 400) for _ in range(3)])
+    b = np.array([0.6 * y + shared + rng.normal(0, 0.6, 400) for _ in range(4)])  # seed counts may differ
+    test = evaluate.paired_over_seeds(roc_auc_score, y, a, b, n_resamples=300)
+    expected = np.mean([roc_auc_score(y, s) for s in a]) - np.mean([roc_auc_score(y, s) for s in b])
+    assert test.difference == pytest.approx(expected) and 0 < test.low < test.difference < test.high
+    assert test.p_value < 0.01
+
+
+def test_paired_over_seeds_widens_with_the_spread_between_seeds():
+    # The same films, the same mean difference; in one case the seeds of recipe a disagree a lot. A film-only
+    # bootstrap cannot see that spread; this one must.
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, 500)
+    base = y + rng.normal(0, 1, 500)
+    b = np.array([base + rng.normal(0, 0.05, 500) for _ in range(3)])
+    steady = np.array([base + 0.3 * y + rng.normal(0, 0.05, 500) for _ in range(3)])
+    erratic = np.array([base + k * y + rng.normal(0, 0.05, 500) for k in (-0.3, 0.3, 0.9)])
+    narrow = evaluate.paired_over_seeds(_separation, y, steady, b, n_resamples=400)
+    wide = evaluate.paired_over_seeds(_separation, y, erratic, b, n_resamples=400)
+    assert narrow.difference == pytest.approx(wide.difference, abs=0.02)
+    assert wide.high - wide.low > 3 * (narrow.high - narrow.low)
+    assert narrow.low > 0 and wide.low < 0  # the erratic recipe's advantage is not established
+
+
+def test_paired_over_seeds_covers_zero_when_the_recipes_are_alike():
+    # Both recipes draw their seeds from one distribution: the 90 % interval holds 0 in most simulated studies.
+    rng = np.random.default_rng(3)
+    covered = 0
+    for _ in range(40):
+        y = rng.integers(0, 2, 200)
+        films = y + rng.normal(0, 1, 200)
+        a, b = (np.array([films + rng.normal(0, 0.5) * y + rng.normal(0, 0.3, 200) for _ in range(3)]) for _ in "ab")
+        test = evaluate.paired_over_seeds(_separation, y, a, b, level=0.9, n_resamples=200, seed=int(rng.integers(1000)))
+        covered += test.low <= 0 <= test.high
+    # Nominal 36 of 40; 34 here. Over 150 such studies (another seed) 122 were covered, 81 %: with three seeds the
+    # interval runs a little narrow, as the docstring says. Without the sqrt(k / (k - 1)) correction: 31 of 40.
+    assert covered >= 32, covered
+
+
+def test_paired_over_seeds_says_what_shape_it_needs():
+    y = np.array([0, 1] * 10)
+    with pytest.raises(ValueError, match=r"one row of scores per seed.*shape \(seeds, 20\)"):
+        evaluate.paired_over_seeds(_separation, y, np.zeros((3, 19)), np.zeros((3, 20)))
+    with pytest.raises(ValueError, match="at least 2"):
+        evaluate.paired_over_seeds(_separation, y, np.zeros((1, 20)), np.zeros((3, 20)))
+    with pytest.raises(ValueError, match="one class"):
+        evaluate.paired_over_seeds(_separation, np.ones(20), np.zeros((3, 20)), np.zeros((3, 20)))
