@@ -469,13 +469,14 @@ def paired_over_seeds(metric, y_true, scores_a, scores_b, *, level: float = 0.95
 
     Examples
     --------
+    Three seeds of a recipe that separates the classes better than another, on the same 300 films:
+
     >>> from sklearn.metrics import roc_auc_score
     >>> rng = np.random.default_rng(0)
-    >>> y = rng.integers(0, 2, 300)
-    >>> shared = rng.normal(0, 1, 300)
-    >>> a = [y + shared + rng.normal(0, 0.5, 300) for _ in range(3)]
-    >>> b = [0.5 * y + shared + rng.normal(0, 0.5, 300) for _ in range(3)]
-    >>> test = paired_over_seeds(roc_auc_score, y, a, b, n_resamples=200)
+    >>> y, films = rng.integers(0, 2, 300), rng.normal(0, 1, 300)
+    >>> better = [y + films + rng.normal(0, 0.5, 300) for seed in range(3)]
+    >>> worse = [0.5 * y + films + rng.normal(0, 0.5, 300) for seed in range(3)]
+    >>> test = paired_over_seeds(roc_auc_score, y, better, worse, n_resamples=200)
     >>> test.difference > 0, test.low > 0
     (True, True)
     """
