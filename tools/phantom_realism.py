@@ -14,7 +14,7 @@ Run from the repository's root (results go to stdout as JSON):
     python tools/phantom_realism.py --seeds 0 1 2
     python tools/phantom_realism.py --npz ../shared/data/pneumoniamnist.npz --skip-transfer
 
-Issue 31 sets the goals: transfer >= 0.85 as a mean over 3 seeds, separability <= 0.90.
+The kit aims at a transfer AUC of at least 0.85 (mean over 3 seeds) and a separability of at most 0.90.
 """
 
 from __future__ import annotations
