@@ -90,31 +90,45 @@ def disc_template(radius: float) -> np.ndarray:
     return (np.hypot(yy, xx) <= radius).astype(np.float64)
 
 
-def detect_nodule(frames, radius: float, *, region: tuple[slice, slice] | None = None):
-    """Where a disc of ``radius`` best matches each frame (normalised cross-correlation).
+def detect_nodule(frames, radius: float | None = None, *, template=None,
+                  region: tuple[slice, slice] | None = None):
+    """Where a template best matches each frame (normalised cross-correlation).
+
+    The template is a bright disc of ``radius`` pixels, or ``template`` itself:
+    for instance the patch around the nodule as a reader marked it on the first
+    frame, which carries the nodule's own contrast and surroundings (a faint
+    mass on a lung edge matches a disc poorly).
 
     Parameters
     ----------
     frames : array (T, H, W)
-    radius : float
-        Nodule radius in pixels.
+    radius : float, optional
+        Nodule radius in pixels: the template is :func:`disc_template` of it.
+    template : array (h, w), optional
+        The patch to look for, centred on the nodule; give it or ``radius``.
     region : (slice, slice), optional
         Search only this part of the frame (rows, cols), e.g. one lung.
 
     Returns
     -------
     z : ndarray (T, 2)
-        Best match ``(row, col)`` in pixels, in the coordinates of the frame.
+        Best match ``(row, col)`` in pixels, in the coordinates of the frame: where
+        the template's centre falls.
     score : ndarray (T,)
         Correlation at the best match, -1 to 1 (low: probably not the nodule).
     """
     from skimage.feature import match_template
 
+    if (radius is None) == (template is None):
+        raise ValueError("give the nodule's radius in pixels or a template patch, not both and not neither.")
     frames = _frames(frames)
     region = region or (slice(None), slice(None))
     r0 = region[0].start or 0
     c0 = region[1].start or 0
-    template = disc_template(radius)
+    template = disc_template(radius) if template is None else np.asarray(template, np.float64)
+    if template.ndim != 2 or min(template.shape) < 3 or template.shape[0] % 2 == 0 or template.shape[1] % 2 == 0:
+        raise ValueError(f"the template must be a 2-D patch with an odd number of rows and columns, at least 3 "
+                         f"(so that it has a centre pixel); got shape {template.shape}.")
     z = np.empty((len(frames), 2))
     score = np.empty(len(frames))
     for i, frame in enumerate(frames):

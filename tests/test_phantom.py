@@ -1,5 +1,8 @@
 """The phantom: shapes, determinism, anatomy, findings and their masks, sequences."""
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -76,15 +79,18 @@ def test_the_heart_is_drawn_exactly_as_wide_as_asked(half_width):
 
 
 def test_findings_make_their_region_denser():
-    """Consolidation, effusion and nodules raise the pixel values inside their masks."""
-    for name in ("pneumonia", "effusion", "nodule"):
+    """Consolidation, effusion and nodules raise the pixel values inside their masks.
+
+    A nodule adds least: a sphere of tissue 12-48 mm across replaces aerated lung along a chord of that length only.
+    """
+    for name, least in (("pneumonia", 10), ("effusion", 10), ("nodule", 5)):
         k = FINDINGS.index(name)
         prev = dict.fromkeys(FINDINGS, 0.0)
         clear = phantom.generate(64, size=64, seed=9, prevalence=prev)
         sick = phantom.generate(64, size=64, seed=9, prevalence={**prev, name: 1.0}, masks=True)
         inside = sick.masks[:, k]
         diff = sick.images.astype(float) - clear.images.astype(float)
-        assert diff[inside].mean() > 15, name
+        assert diff[inside].mean() > least, name
 
 
 def test_pneumothorax_region_is_darker():
@@ -203,15 +209,44 @@ def test_nodule_moves_with_its_hemidiaphragm(seq):
     assert best > 0.99
 
 
-def test_ground_truth_points_at_the_nodule_in_the_frames(seq):
-    """Pixels at the true nodule centre are brighter than a ring around it."""
+def test_ground_truth_points_at_the_nodule_in_the_frames(seq, monkeypatch):
+    """The same sequence drawn without the nodule differs only inside the true disc, and is darker there."""
+    monkeypatch.setattr(phantom, "_nodule", lambda f, q, on: (np.zeros_like(f.u), np.full_like(f.u, np.inf)))
+    without = phantom.breathing_sequence(120, size=64, seed=2)
     rr, cc = np.mgrid[0:64, 0:64]
     for t in range(0, 120, 10):
-        r, c = seq.nodule[t]
-        d = np.hypot(rr - r, cc - c)
-        core = seq.frames[t][d < 0.6 * seq.nodule_radius].astype(float).mean()
-        ring = seq.frames[t][(d > 1.6 * seq.nodule_radius) & (d < 2.6 * seq.nodule_radius)].astype(float).mean()
-        assert core > ring + 3, (t, core, ring)
+        d = np.hypot(rr - seq.nodule[t, 0], cc - seq.nodule[t, 1])
+        added = seq.frames[t].astype(float) - without.frames[t]
+        assert added[d < 0.6 * seq.nodule_radius].mean() > 8, t
+        assert np.abs(added[d > 1.6 * seq.nodule_radius]).max() <= 2, t  # the detector's blur spreads a little
+
+
+def test_breathing_lingers_at_end_exhale():
+    """Lujan's waveform: the domes spend longer near end-exhale (highest, smallest row) than near peak inhale.
+
+    With n = 2 a cycle spends 38 % of its time below a tenth of the depth and 15 % above nine tenths.
+    """
+    row = phantom.breathing_sequence(1200, size=16, seed=2).domes[:, 0, 0]
+    depth = (row - row.min()) / np.ptp(row)  # 0 at end-exhale, 1 at peak inhale
+    assert (depth < 0.1).mean() > 2 * (depth > 0.9).mean(), ((depth < 0.1).mean(), (depth > 0.9).mean())
+
+
+def test_each_patient_breathes_at_their_own_rate():
+    rates = [phantom.breathing_sequence(20, size=32, seed=s).breaths_per_minute for s in range(8)]
+    assert all(12 <= r <= 20 for r in rates) and np.ptp(rates) > 2, rates
+    drawn = phantom.breathing_sequence(20, size=32, seed=0)
+    assert phantom.breathing_sequence(20, size=32, seed=0, breaths_per_minute=15.0).breaths_per_minute == 15.0
+    # The rate is drawn whether or not it is used: giving the drawn rate gives the same sequence.
+    given = phantom.breathing_sequence(20, size=32, seed=0, breaths_per_minute=drawn.breaths_per_minute)
+    assert np.array_equal(given.frames, drawn.frames) and np.array_equal(given.domes, drawn.domes)
+
+
+def test_the_breathing_rate_sets_the_period():
+    s = phantom.breathing_sequence(600, size=16, seed=3, fps=10.0)
+    row = s.domes[:, 0, 0] - s.domes[:, 0, 0].mean()
+    spectrum = np.abs(np.fft.rfft(row, n=16 * len(row)))
+    freq = np.fft.rfftfreq(16 * len(row), d=1 / s.fps)
+    assert freq[1:][np.argmax(spectrum[1:])] * 60 == pytest.approx(s.breaths_per_minute, abs=0.3)
 
 
 def test_paralysed_pattern_leaves_one_dome_still():
@@ -256,7 +291,7 @@ def test_the_window_does_not_burn_out_the_heart_and_the_spine_shows_through_it()
         # The vertebral column runs down near the midline; two thirds of the heart lie to its right.
         spine = 54 + int(np.argmax(profile[54:75]))
         brighter.append(profile[spine] - profile[spine + 10:spine + 17].mean())
-    assert np.mean(brighter) > 10 and np.mean(np.array(brighter) > 5) > 0.9
+    assert np.mean(brighter) > 6 and np.mean(np.array(brighter) > 3) > 0.9, brighter
 
 
 def test_nodule_sizes_in_millimetres_match_their_masks():
@@ -269,3 +304,75 @@ def test_nodule_sizes_in_millimetres_match_their_masks():
     assert 11 < np.nanmin(films.nodule_mm) and np.nanmax(films.nodule_mm) < 52
     assert (np.nanmax(films.nodule_mm) > 30) and (np.nanmin(films.nodule_mm) < 30)  # masses and nodules
     assert np.isnan(phantom.generate(5, size=32, seed=1, prevalence={"nodule": 0.0}).nodule_mm).all()
+
+
+# ---------------------------------------------------------------- golden films
+
+GOLDEN = Path(__file__).parent / "data" / "phantom_golden.npz"
+
+
+def golden_films():
+    """What the golden file holds: a fixed seed's films, labels and masks, and a breathing sequence."""
+    films = phantom.generate(24, size=32, seed=2024, masks=True, confounder=0.5)
+    seq = phantom.breathing_sequence(12, size=32, seed=2024)
+    return {"images": films.images, "labels": films.labels, "masks": np.packbits(films.masks), "marker": films.marker,
+            "frames": seq.frames, "domes": seq.domes, "nodule": seq.nodule}
+
+
+def test_the_generator_still_draws_the_golden_films():
+    """An unintended change to the generator shows here. After an intended one, rewrite the file:
+    ``python tests/test_phantom.py`` (and say why in the commit).
+
+    Not a hash of the bytes: numpy's exp and log may round the last bit differently on another CPU, which can move
+    a grey level by one. So each array must match within one grey level on all but 0.5 % of its pixels.
+    """
+    with np.load(GOLDEN) as stored:
+        now = golden_films()
+        assert set(stored.files) == set(now)
+        for key in ("labels", "marker"):
+            assert np.array_equal(stored[key], now[key]), key
+        for key in ("domes", "nodule"):
+            np.testing.assert_allclose(now[key], stored[key], rtol=0, atol=1e-6, err_msg=key)
+        for key in ("images", "frames"):
+            off = np.abs(now[key].astype(int) - stored[key]) > 1
+            assert off.mean() < 0.005, f"{key}: {off.mean():.1%} of the pixels moved by more than one grey level"
+        masks = np.unpackbits(stored["masks"])[: np.unpackbits(now["masks"]).size]
+        assert (masks != np.unpackbits(now["masks"])).mean() < 0.005, "masks"
+
+
+if __name__ == "__main__":
+    GOLDEN.parent.mkdir(exist_ok=True)
+    np.savez_compressed(GOLDEN, **golden_films())
+    print(f"wrote {GOLDEN}")
+
+
+# ---------------------------------------------------------------- realism, measured on real films
+
+# The phantom's realism targets, measured on PneumoniaMNIST (tools/phantom_realism.py).
+TRANSFER_AUC_AT_LEAST = 0.85
+SEPARABILITY_AUC_AT_MOST = 0.90
+
+
+@pytest.fixture(scope="module")
+def realism():
+    spec = importlib.util.spec_from_file_location("phantom_realism", Path(__file__).parents[1] / "tools" / "phantom_realism.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.real
+def test_a_cnn_trained_on_the_phantom_alone_recognises_real_pneumonia(realism, shared_npz):
+    """The realism target: mean test AUC over 3 seeds on PneumoniaMNIST of a small CNN that saw only phantom films."""
+    _, test, labels = realism.load_real(shared_npz)
+    aucs = [realism.transfer_auc(test, labels, seed)["real_test_auc"] for seed in (0, 1, 2)]
+    assert np.mean(aucs) >= TRANSFER_AUC_AT_LEAST, aucs
+
+
+@pytest.mark.real
+@pytest.mark.xfail(strict=True, reason="not reached yet: a linear model separates the phantom from real films "
+                   "with AUC 1.000 (docs/results/phantom_realism.json); strict, so reaching it fails here until "
+                   "this mark is removed")
+def test_a_linear_model_cannot_tell_the_phantom_from_real_films_perfectly(realism, shared_npz):
+    train, test, _ = realism.load_real(shared_npz)
+    assert realism.separability_auc(train, test) <= SEPARABILITY_AUC_AT_MOST

@@ -41,6 +41,27 @@ def test_detect_nodule_finds_a_disc_inside_the_region():
     assert (score > 0.9).all()
 
 
+def test_detect_nodule_follows_a_patch_taken_from_the_first_frame():
+    rng = np.random.default_rng(0)
+    background = rng.uniform(0, 255, (48, 48))  # texture the patch carries with it
+    shifts = [(0, 0), (3, -2), (-4, 5)]
+    frames = np.stack([np.roll(background, s, axis=(0, 1)) for s in shifts])
+    template = frames[0, 20 - 5:20 + 6, 24 - 5:24 + 6]  # centred on (20, 24)
+    z, score = tracking.detect_nodule(frames, template=template, region=(slice(8, 40), slice(10, 40)))
+    np.testing.assert_array_equal(z, np.array([(20 + dr, 24 + dc) for dr, dc in shifts], float))
+    assert (score > 0.99).all()
+
+
+def test_detect_nodule_wants_a_radius_or_a_centred_template():
+    frames = np.zeros((2, 20, 20))
+    with pytest.raises(ValueError, match="not both and not neither"):
+        tracking.detect_nodule(frames)
+    with pytest.raises(ValueError, match="not both"):
+        tracking.detect_nodule(frames, 2.0, template=np.ones((3, 3)))
+    with pytest.raises(ValueError, match="odd number of rows"):
+        tracking.detect_nodule(frames, template=np.ones((4, 5)))
+
+
 def test_rmse_ignores_missing_and_refuses_shape_mismatch():
     assert tracking.rmse([1.0, np.nan], [0.0, 5.0]) == 1.0
     with pytest.raises(ValueError, match="same shape"):

@@ -87,8 +87,10 @@ _CLAVICLE_DEPTH = 0.2
 # Air outside the lungs.
 _TRACHEA_AIR = 0.35
 _GASTRIC_AIR = 0.5
-# What a finding does to the line integral.
-_NODULE_DEPTH = 0.9  # at a radius of 0.06 canonical units; scales with the radius
+# What a finding does to the line integral. A nodule is a sphere of tissue that
+# replaces aerated lung: along a ray through it, the line integral rises by the
+# difference in attenuation (tissue less aerated lung) times the chord.
+_NODULE_CONTRAST = _MU_TISSUE * _MU_AIR_IN_LUNG
 _EFFUSION_DEPTH = 0.5
 _PLEURAL_LINE = 0.25
 _PNEUMOTHORAX_AIR = 0.35
@@ -132,7 +134,7 @@ class PhantomImages:
     pixel_spacing : float
         Millimetres per pixel (:func:`pixel_spacing`).
     nodule_mm : ndarray, float32, shape (n,)
-        Diameter of the nodule (11 to 25 mm) or mass (26 to 51 mm) in
+        Diameter of the nodule (12 to 24 mm) or mass (32 to 48 mm) in
         millimetres; NaN where there is none.
     """
 
@@ -173,6 +175,8 @@ class BreathingSequence:
         ``"normal"``, ``"irregular"`` or ``"paralysed"``.
     abnormal : bool
         True when a hemidiaphragm does not move normally (``"paralysed"``).
+    breaths_per_minute : float
+        The patient's mean respiratory rate (drawn per patient unless given).
     """
 
     frames: np.ndarray
@@ -183,6 +187,7 @@ class BreathingSequence:
     pixel_spacing: float
     pattern: str
     abnormal: bool
+    breaths_per_minute: float = float("nan")
 
     @property
     def fps(self) -> float:
@@ -228,21 +233,6 @@ def _heart(u, v, cu, cv, half_width):
 def _ramp(x, width):
     """A soft step: 0 for x << 0, 1 for x >> 0, linear over ``width``."""
     return np.clip(0.5 + x / width, 0.0, 1.0)
-
-
-def _segment_distance(u, v, p0, p1):
-    """Distance from each pixel to the segment p0-p1 (each (n, 2))."""
-    p0 = np.asarray(p0, np.float32)
-    p1 = np.asarray(p1, np.float32)
-    du, dv = _col(p1[:, 0] - p0[:, 0]), _col(p1[:, 1] - p0[:, 1])
-    wu, wv = u - _col(p0[:, 0]), v - _col(p0[:, 1])
-    h = np.clip((wu * du + wv * dv) / (du * du + dv * dv), 0.0, 1.0)
-    return np.hypot(wu - h * du, wv - h * dv)
-
-
-# --------------------------------------------------------------------------
-# Patient and acquisition parameters.
-# --------------------------------------------------------------------------
 
 
 def _draw_patient(rng, prevalence, difficulty):
@@ -300,10 +290,11 @@ def _draw_patient(rng, prevalence, difficulty):
     p["pn_upper"] = rng.random() < 0.4  # lobar: upper zone (above the fissure) or lower
     p["pn_tilt"] = rng.uniform(-0.3, 0.3)
 
-    # Nodule (radius 0.035-0.06: 14-24 mm across at scale 1) or mass (0.08-0.12: 32-48 mm).
+    # Nodule (12-24 mm across) or mass (32-48 mm), drawn in millimetres and converted to
+    # canonical units with this patient's magnification.
     mass = rng.random() < 0.3
-    nodule_r, mass_r = rng.uniform(0.035, 0.06), rng.uniform(0.08, 0.12)
-    p["nod_r"] = mass_r if mass else nodule_r
+    nodule_mm, mass_mm = rng.uniform(12.0, 24.0), rng.uniform(32.0, 48.0)
+    p["nod_r"] = (mass_mm if mass else nodule_mm) / (p["scale"] * FIELD_OF_VIEW_MM)
     p["nod_side"] = rng.integers(0, 2)
     p["nod_pos"] = rng.uniform(-0.6, 0.6, 2)
 
@@ -391,8 +382,9 @@ def _heart_and_mediastinum(f, q):
     n = len(q["rot"])
     thorax_w = 2.0 * (q["lung_cu"] + q["lung_a"])
     heart_a = q["ctr"] * thorax_w / 2.0
-    heart_cv = q["dome_r"] - 0.08
-    heart = _heart(f.u, f.v, heart_a / 3.0, heart_cv, heart_a)
+    heart_cv = q["dome_r"] - 0.12
+    # The heart sits on the diaphragm: nothing of it lies below the domes.
+    heart = _heart(f.u, f.v, heart_a / 3.0, heart_cv, heart_a) * f.below
     aorta = _ellipsoid(f.u, f.v, np.full(n, 0.12), heart_cv - 0.4, np.full(n, 0.08), np.full(n, 0.07))
     medi = _ramp(0.12 - np.abs(f.u + 0.01), 0.04) * _ramp(_col(heart_cv) - f.v, 0.1) * _ramp(f.v + 1.1, 0.1)
     shadow = np.maximum(heart, aorta)
@@ -436,12 +428,16 @@ def _nodule_centre(q):
 
 
 def _nodule(f, q, on):
-    """A sphere of tissue inside one lung. Returns the tissue added and the squared distance over r^2."""
+    """A sphere of tissue inside one lung. Returns the tissue added and the squared distance over r^2.
+
+    The chord through a sphere of radius r at distance d from its centre is
+    ``2 r sqrt(1 - d^2 / r^2)``; along it, tissue replaces aerated lung.
+    """
     cu, cv = _nodule_centre(q)
     r = _col(q["nod_r"])
     d2 = ((f.u - _col(cu)) ** 2 + (f.v - _col(cv)) ** 2) / r**2
-    sphere = np.sqrt(np.clip(1.0 - d2, 0.0, None))
-    return _MU_TISSUE * _NODULE_DEPTH * sphere * (r / 0.06) * _col(on), d2
+    chord = 2.0 * r * np.sqrt(np.clip(1.0 - d2, 0.0, None))
+    return _NODULE_CONTRAST * chord * _col(on), d2
 
 
 def _effusion(f, q, on):
@@ -484,7 +480,6 @@ def _air_outside_the_lungs(f, q, heart_cv):
 
 def _bones(f, q):
     """Spine (vertebral bodies and discs), posterior ribs and clavicles: bone path length times its attenuation."""
-    n = len(q["rot"])
     spine = _ramp(0.07 - np.abs(f.u), 0.03) * (0.75 + 0.25 * np.cos(2 * np.pi * f.v / 0.11))
     su = np.abs(f.u)
     rib_v = f.v + 0.1 * su - 0.75 * su**2  # posterior ribs: flat at the spine, arcing down laterally
@@ -492,8 +487,10 @@ def _bones(f, q):
     rib = np.clip((np.cos(2 * np.pi * phase) - 0.55) / 0.45, 0.0, 1.0) ** 0.5
     cage = (_ramp(1.02 - f.qlung, 0.08) * _ramp(su - 0.08, 0.05) * _ramp(f.v + 0.75, 0.05)
             * _ramp(f.dome + 0.06 - f.v, 0.06))
-    ends = np.stack([np.full(n, 0.08), np.full(n, -0.66)], 1), np.stack([np.full(n, 0.66), np.full(n, -0.8)], 1)
-    clavicle = _ramp(0.035 - _segment_distance(su, f.v, *ends), 0.02)
+    # Clavicles: a gentle S from the sternum out to the shoulder, rising laterally.
+    t = np.clip((su - 0.08) / 0.6, 0.0, 1.0)
+    clavicle_v = -0.66 - 0.16 * t + 0.035 * np.sin(2 * np.pi * t)
+    clavicle = _ramp(0.035 - np.abs(f.v - clavicle_v), 0.02) * _ramp(su - 0.08, 0.02) * _ramp(0.7 - su, 0.03)
     return _MU_BONE * (_SPINE_DEPTH * spine + _RIB_DEPTH * rib * cage + _CLAVICLE_DEPTH * clavicle)
 
 
@@ -738,9 +735,17 @@ def generate(
 def _lujan(phase, n=2):
     """Breathing waveform of Lujan et al. (1999): 0 at end-exhale, 1 at peak inhale.
 
-    ``cos^(2n)`` of half the phase spends longer near exhale, as real breathing does.
+    Lujan et al. write the position as ``z(t) = z0 - b cos^(2n)(pi t / tau - phi)``
+    with ``z0`` the end-exhale position: ``cos^(2n)`` is near 0 for most of a
+    cycle and reaches 1 only briefly, so breathing lingers at end-exhale and
+    passes quickly through peak inhale. With ``n = 2`` the depth stays below
+    0.1 of the full excursion for 38 % of a cycle and above 0.9 for 15 %.
+
+    >>> phase = np.linspace(0, 2 * np.pi, 100_000, endpoint=False)
+    >>> round(float((_lujan(phase) < 0.1).mean()), 2), round(float((_lujan(phase) > 0.9).mean()), 2)
+    (0.38, 0.15)
     """
-    return 1.0 - np.cos(phase / 2.0) ** (2 * n)
+    return np.cos(phase / 2.0) ** (2 * n)
 
 
 def breathing_sequence(
@@ -750,7 +755,7 @@ def breathing_sequence(
     seed: int = 0,
     fps: float = 10.0,
     pattern: str = "normal",
-    breaths_per_minute: float = 15.0,
+    breaths_per_minute: float | None = None,
     excursion: float = 0.12,
     photons: float = 3000.0,
 ) -> BreathingSequence:
@@ -774,8 +779,10 @@ def breathing_sequence(
         ``"irregular"`` varies breath length and depth from cycle to cycle;
         ``"paralysed"`` leaves one hemidiaphragm still (it rises slightly on
         inspiration, the paradoxical motion of a paralysed diaphragm).
-    breaths_per_minute : float, default 15
-        Mean respiratory rate.
+    breaths_per_minute : float, optional
+        Mean respiratory rate. By default each patient (seed) breathes at
+        their own rate, drawn uniformly from 12 to 20 breaths a minute (a
+        resting adult's range), so a model cannot assume one rate.
     excursion : float, default 0.12
         Dome travel at full inspiration in canonical units (about 6 % of the
         film height; quiet breathing moves the diaphragm 1.5-2.5 cm).
@@ -798,16 +805,20 @@ def breathing_sequence(
     if pattern not in patterns:
         raise ValueError(f"pattern must be one of {', '.join(patterns)}; got {pattern!r}.")
     _check(n_frames, size, 0.5)
-    if fps <= 0 or breaths_per_minute <= 0:
+    if fps <= 0 or (breaths_per_minute is not None and breaths_per_minute <= 0):
         raise ValueError(f"fps and breaths_per_minute must be positive; got {fps!r} and {breaths_per_minute!r}.")
     if photons <= 0:
         raise ValueError(f"photons (the dose per frame) must be positive; got {photons!r}.")
 
     rng = np.random.default_rng(seed)
     base = _stack([_draw_patient(rng, {**DEFAULT_PREVALENCE, "nodule": 1.0, "pneumonia": 0.0}, 0.5)])
-    base["nod_r"][:] = rng.uniform(0.05, 0.07)
+    # A mass large enough to track on low-dose frames without implanted markers: 40 to 60 mm across.
+    base["nod_r"][:] = rng.uniform(40.0, 60.0) / (base["scale"][0] * FIELD_OF_VIEW_MM)
     base["nod_pos"][0] = [rng.uniform(-0.3, 0.3), rng.uniform(-0.1, 0.45)]
     base["photons"][:] = photons
+    rate_drawn = rng.uniform(12.0, 20.0)  # drawn whether used or not: the patient stays the same
+    if breaths_per_minute is None:
+        breaths_per_minute = rate_drawn
     # Breathing: instantaneous rate wanders for "irregular"; depth varies per cycle.
     t = np.arange(n_frames) / fps
     rate = np.full(n_frames, breaths_per_minute / 60.0)
@@ -872,4 +883,5 @@ def breathing_sequence(
         pixel_spacing=pixel_spacing(size),
         pattern=pattern,
         abnormal=pattern == "paralysed",
+        breaths_per_minute=float(breaths_per_minute),
     )
