@@ -11,7 +11,7 @@
 
 Run from the repository's root (results go to stdout as JSON):
 
-    python tools/phantom_realism.py --seeds 0 1 2
+    python tools/phantom_realism.py --seeds 0 1 2 --out docs/results/phantom_realism.json
     python tools/phantom_realism.py --npz ../shared/data/pneumoniamnist.npz --skip-transfer
 
 The kit aims at a transfer AUC of at least 0.85 (mean over 3 seeds) and a separability of at most 0.90.
@@ -88,11 +88,15 @@ def main(argv=None):
     parser.add_argument("--npz", type=Path, default=DEFAULT_NPZ, help="PneumoniaMNIST .npz (default: %(default)s)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--skip-transfer", action="store_true", help="only the linear separability")
+    parser.add_argument("--out", type=Path, help="also write the results to this JSON file (e.g. "
+                        "docs/results/phantom_realism.json, which notebook 01 reads)")
     args = parser.parse_args(argv)
     if not args.npz.is_file():
         parser.error(f"no PneumoniaMNIST file at {args.npz}; pass --npz /path/to/pneumoniamnist.npz")
     real_train, real_test, real_labels = load_real(args.npz)
-    out = {"separability_auc": separability_auc(real_train, real_test)}
+    out = {"separability_auc": separability_auc(real_train, real_test),
+           "mean_grey": {"real_test": float(real_test.mean()),
+                         "phantom": float(phantom_films(len(real_test), seed=3000)[0].mean())}}
     print(f"linear real-vs-phantom AUC: {out['separability_auc']:.3f}", file=sys.stderr)
     if not args.skip_transfer:
         out["transfer"] = []
@@ -102,7 +106,13 @@ def main(argv=None):
         aucs = [r["real_test_auc"] for r in out["transfer"]]
         out["transfer_auc_mean"] = float(np.mean(aucs))
         out["transfer_auc_sd"] = float(np.std(aucs, ddof=1)) if len(aucs) > 1 else 0.0
-    print(json.dumps(out, indent=1))
+    text = json.dumps(out, indent=1) + "\n"
+    print(text, end="")
+    if args.out:  # written whole or not at all: a failed run leaves the previous file as it was
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        partial = args.out.with_suffix(".partial")
+        partial.write_text(text)
+        partial.replace(args.out)
 
 
 if __name__ == "__main__":
