@@ -41,7 +41,13 @@ def grad_cam(model, images, layer: str, *, output: int = 0) -> np.ndarray:
     Parameters
     ----------
     model : keras.Model
-        A functional model whose output ``output`` is a probability.
+        A functional model whose output ``output`` is a probability. When it
+        ends in a ``Dense`` layer with a sigmoid, the score explained is that
+        layer's pre-sigmoid value (the logit), as Selvaraju et al. explain the
+        class score before the softmax. The sigmoid's derivative ``p (1 - p)``
+        multiplies every channel's weight alike, so it would leave the scaled
+        map unchanged, except where a confident prediction saturates the
+        float32 sigmoid: there its gradient is 0 and the map would be empty.
     images : array (N, H, W) or (N, H, W, 1)
         Inputs as the model takes them (float, 0-1).
     layer : str
@@ -62,10 +68,12 @@ def grad_cam(model, images, layer: str, *, output: int = 0) -> np.ndarray:
     names = [lay.name for lay in model.layers]
     if layer not in names:
         raise ValueError(f"model {model.name!r} has no layer {layer!r}; its layers are: {', '.join(names)}.")
-    probe = keras.Model(model.input, [model.get_layer(layer).output, model.output])
+    head = model.layers[-1]
+    logit = isinstance(head, keras.layers.Dense) and head.activation is keras.activations.sigmoid
+    probe = keras.Model(model.input, [model.get_layer(layer).output, head.input if logit else model.output])
     with tf.GradientTape() as tape:
-        maps, prob = probe(x, training=False)
-        score = prob[:, output]
+        maps, last = probe(x, training=False)
+        score = (tf.matmul(last, head.kernel) + head.bias)[:, output] if logit else last[:, output]
     grads = tape.gradient(score, maps)
     alpha = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
     cam = tf.nn.relu(tf.reduce_sum(alpha * maps, axis=-1, keepdims=True))

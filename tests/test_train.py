@@ -151,6 +151,21 @@ def test_grad_cam_is_a_normalised_map_of_the_input_size(tiny_phantom):
         explain.grad_cam(model, x, "conv9")
 
 
+def test_grad_cam_explains_the_logit_so_a_saturated_sigmoid_still_has_a_map(tiny_phantom):
+    model = models.small_cnn(32, width=4)
+    x = tiny_phantom.test.images[:3].astype(np.float32) / 255.0
+    before = explain.grad_cam(model, x, "relu4")
+    head = model.get_layer("probability")
+    kernel, bias = head.get_weights()
+    # Without the map changing shape: p (1 - p) scales every channel's weight alike.
+    head.set_weights([kernel, bias + 3.0])
+    np.testing.assert_allclose(explain.grad_cam(model, x, "relu4"), before, atol=1e-5)
+    # A bias so large that the float32 sigmoid is exactly 1: its gradient is 0, the logit's is not.
+    head.set_weights([kernel, bias + 60.0])
+    assert (model.predict(x, verbose=0) == 1.0).all()
+    np.testing.assert_allclose(explain.grad_cam(model, x, "relu4"), before, atol=1e-5)
+
+
 def test_small_cnn_dropout_adds_one_layer():
     plain, dropped = models.small_cnn(32), models.small_cnn(32, dropout=0.3)
     assert plain.count_params() == dropped.count_params()
