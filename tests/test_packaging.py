@@ -72,6 +72,7 @@ def test_readme_and_notebook_headers_give_the_runtimes_the_metadata_shows():
 
     assert runtimes.formatted(7.4) == "7 s" and runtimes.formatted(302.0) == "5 min 2 s"
     assert set(runtimes.readme_runtimes()) == set(runtimes.measured()) and len(runtimes.measured()) >= 15
+    assert set(runtimes.guide_runtimes()) == set(runtimes.measured()), "the teaching guide's table, every notebook"
     assert runtimes.mismatches() == []
 
 
@@ -89,6 +90,12 @@ def test_runtimes_finds_a_stale_figure(tmp_path):
     assert runtimes.mismatches(tmp_path) == [f"README row 03: '1 min 1 s', metadata {truth!r}"]
     runtimes.write(tmp_path)
     assert runtimes.mismatches(tmp_path) == [] and truth in (tmp_path / "README.md").read_text()
+    guide = tmp_path / "docs" / "teaching.md"
+    guide.parent.mkdir()
+    guide.write_text("| [03 · Kalman filter](../notebooks/03_kalman_filter.ipynb) | 9 s | patients |\n")
+    assert runtimes.mismatches(tmp_path) == [f"teaching guide row 03: '9 s', metadata {truth!r}"]
+    runtimes.write(tmp_path)
+    assert runtimes.mismatches(tmp_path) == [] and f"| {truth} |" in guide.read_text()
 
 
 def test_constraints_pin_what_pyproject_asks_for():

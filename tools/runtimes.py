@@ -20,6 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 _TIME = r"(?:\d+ min )?\d+ s"
 _HEADER = re.compile(r"(\*\*Runtime:\*\*\s+)(?:about |under )?(?:" + _TIME + r"|[\d.]+ minutes|a minute)")
 _ROW = re.compile(r"^(\| (\d\d) \|.*\| )(" + _TIME + r")( \|)$", re.M)
+# The teaching guide's table: | [03 · Kalman filter](../notebooks/03_kalman_filter.ipynb) | 28 s | ... |
+_GUIDE_ROW = re.compile(r"^(\| \[(\d\d) · [^\]]*\]\(\.\./notebooks/\d\d_[^)]*\) \| )(" + _TIME + r")( \|)", re.M)
+GUIDE = Path("docs") / "teaching.md"
 
 
 def formatted(secs: float) -> str:
@@ -42,6 +45,14 @@ def readme_runtimes(root: Path = ROOT) -> dict[str, str]:
     return {m.group(2): m.group(3) for m in _ROW.finditer((root / "README.md").read_text(encoding="utf-8"))}
 
 
+def guide_runtimes(root: Path = ROOT) -> dict[str, str]:
+    """Notebook number to the runtime the teaching guide's table gives (empty if there is no guide)."""
+    guide = root / GUIDE
+    if not guide.exists():
+        return {}
+    return {m.group(2): m.group(3) for m in _GUIDE_ROW.finditer(guide.read_text(encoding="utf-8"))}
+
+
 def header_runtimes(root: Path = ROOT) -> dict[str, str]:
     """Notebook number to what the "**Runtime:**" line of its first cell says (None when it gives no time)."""
     out = {}
@@ -55,7 +66,8 @@ def header_runtimes(root: Path = ROOT) -> dict[str, str]:
 def mismatches(root: Path = ROOT) -> list[str]:
     """Every place where the README or a header disagrees with the metadata, as readable lines."""
     truth, readme, headers = measured(root), readme_runtimes(root), header_runtimes(root)
-    problems = []
+    problems = [f"teaching guide row {number}: {given!r}, metadata {truth.get(number)!r}"
+                for number, given in guide_runtimes(root).items() if truth.get(number) != given]
     for number, runtime in truth.items():
         if readme.get(number) != runtime:
             problems.append(f"README row {number}: {readme.get(number)!r}, metadata {runtime!r}")
@@ -65,12 +77,16 @@ def mismatches(root: Path = ROOT) -> list[str]:
 
 
 def write(root: Path = ROOT) -> None:
-    """Put the measured runtimes into the README's table and every notebook's "**Runtime:**" line."""
+    """Put the measured runtimes into the README's and the teaching guide's tables and every notebook's header."""
     truth = measured(root)
     readme = root / "README.md"
     text = _ROW.sub(lambda m: m.group(1) + truth.get(m.group(2), m.group(3)) + m.group(4),
                     readme.read_text(encoding="utf-8"))
     readme.write_text(text, encoding="utf-8")
+    guide = root / GUIDE
+    if guide.exists():
+        guide.write_text(_GUIDE_ROW.sub(lambda m: m.group(1) + truth.get(m.group(2), m.group(3)) + m.group(4),
+                                        guide.read_text(encoding="utf-8")), encoding="utf-8")
     for path in notebooks(root):
         nb = json.loads(path.read_text(encoding="utf-8"))
         source = "".join(nb["cells"][0]["source"])
