@@ -22,7 +22,7 @@ import numpy as np
 from scipy import ndimage
 
 __all__ = ["detect_edge", "detect_nodule", "disc_template", "rmse", "plot_track", "constant_velocity",
-           "one_step_predictions"]
+           "one_step_predictions", "predict_ahead"]
 
 
 def _frames(frames) -> np.ndarray:
@@ -230,7 +230,23 @@ def one_step_predictions(z, dt: float, q: float, r: float, *, gate: float | None
                          reopen: int | None = None) -> np.ndarray:
     """Each frame's position predicted from the frames before it (constant velocity).
 
-    Missing measurements (NaN) are skipped: the filter predicts through them.
+    The same as :func:`predict_ahead` with ``ahead=1``: the filter's prior mean at each frame.
+
+    Examples
+    --------
+    >>> float(one_step_predictions(np.arange(6.0), dt=1.0, q=0.01, r=0.01)[-1].round(2))
+    5.0
+    """
+    return predict_ahead(z, dt, q, r, ahead=1, gate=gate, reopen=reopen)
+
+
+def predict_ahead(z, dt: float, q: float, r: float, *, ahead: int = 1, gate: float | None = None,
+                  reopen: int | None = None) -> np.ndarray:
+    """Each frame's position predicted from the frames up to ``ahead`` frames before it (constant velocity).
+
+    The filter runs over the measurements as they arrive; the prediction for frame ``k`` is the filter's state
+    after frame ``k - ahead`` carried forward ``ahead`` steps by the motion model, :math:`F^{ahead}`. Missing
+    measurements (NaN) are skipped: the filter predicts through them.
 
     Parameters
     ----------
@@ -238,6 +254,8 @@ def one_step_predictions(z, dt: float, q: float, r: float, *, gate: float | None
         Measured positions (pixels).
     dt, q, r : float
         As in :func:`constant_velocity`.
+    ahead : int, default 1
+        How many frames ahead to predict (1: the next frame).
     gate : float, optional
         Skip the update when the squared Mahalanobis distance of the
         innovation exceeds this (e.g. ``scipy.stats.chi2.ppf(0.99, 1)``), as
@@ -251,23 +269,28 @@ def one_step_predictions(z, dt: float, q: float, r: float, *, gate: float | None
     Returns
     -------
     ndarray (T,)
-        The prior mean of position at each frame; the first is the first
-        measurement (nothing comes before it).
+        The predicted position at each frame. The first ``ahead`` frames have no measurement that far back; they
+        get the first measurement carried forward (the filter starts at rest).
 
     Examples
     --------
-    >>> float(one_step_predictions(np.arange(6.0), dt=1.0, q=0.01, r=0.01)[-1].round(2))
-    5.0
+    A steady motion of one pixel per frame, predicted three frames ahead:
+
+    >>> float(predict_ahead(np.arange(30.0), dt=1.0, q=0.01, r=0.01, ahead=3)[-1].round(2))
+    29.0
     """
+    if isinstance(ahead, bool) or not isinstance(ahead, (int, np.integer)) or ahead < 1:
+        raise ValueError(f"ahead must be a whole number of frames, 1 or more; got {ahead!r}.")
     z = np.asarray(z, np.float64)
     first = z[~np.isnan(z)][0]
     kf = constant_velocity(dt, q, r, x0=first)
     p0 = kf.P.copy()
-    priors = np.empty(len(z))
+    carry = np.linalg.matrix_power(kf.F, ahead - 1)  # from the prior at frame k - ahead + 1 to frame k
+    priors = np.empty((len(z), 2))
     rejected = 0
     for k, value in enumerate(z):
         kf.predict()
-        priors[k] = kf.x[0, 0]
+        priors[k] = kf.x[:, 0]
         if np.isnan(value):
             continue
         innovation = value - kf.x[0, 0]
@@ -279,4 +302,6 @@ def one_step_predictions(z, dt: float, q: float, r: float, *, gate: float | None
             if reopen is not None and rejected >= reopen:
                 kf.P = p0.copy()  # it has lost track: forget its confidence, so the next measurement gets in
                 rejected = 0
-    return priors
+    predicted = np.full(len(z), first)
+    predicted[ahead - 1:] = (priors[:len(z) - ahead + 1] @ carry.T)[:, 0]
+    return predicted

@@ -118,3 +118,34 @@ def test_a_gate_that_locks_a_lost_filter_out_reopens():
     reopened = tracking.one_step_predictions(z, 1.0, q=0.01, r=0.25, gate=gate, reopen=5)
     locked_error, reopened_error = (tracking.rmse(p[40:], np.full(30, 30.0)) for p in (locked, reopened))
     assert reopened_error < 1.5 and locked_error > 3 * reopened_error
+
+
+def test_predict_ahead_carries_the_state_forward_by_the_motion_model():
+    # Against filterpy stepped by hand: after frame k - 4, four predict() calls with no update give frame k.
+    from copy import deepcopy
+
+    rng = np.random.default_rng(1)
+    z = 5.0 * np.sin(np.arange(60) / 6.0) + rng.normal(0, 0.3, 60)
+    ahead = tracking.predict_ahead(z, 0.1, q=50.0, r=0.1, ahead=4)
+    kf = tracking.constant_velocity(0.1, 50.0, 0.1, x0=z[0])
+    for k in range(len(z) - 4):
+        kf.predict()
+        kf.update(z[k])
+        free = deepcopy(kf)
+        for _ in range(4):
+            free.predict()
+        assert np.isclose(ahead[k + 4], free.x[0, 0]), k
+    assert np.array_equal(tracking.predict_ahead(z, 0.1, 50.0, 0.1, ahead=1), tracking.one_step_predictions(z, 0.1, 50.0, 0.1))
+
+
+def test_predict_ahead_overshoots_a_turn_more_the_further_it_looks():
+    t = np.arange(200) / 15
+    z = 10 * np.cos(2 * np.pi * t / 4)  # a breath every 4 s, no noise
+    errors = [tracking.rmse(tracking.predict_ahead(z, 1 / 15, 3000.0, 0.8, ahead=h)[30:], z[30:]) for h in (1, 4, 7)]
+    assert errors[0] < errors[1] < errors[2]
+
+
+@pytest.mark.parametrize("ahead", [0, -1, 2.5, True])
+def test_predict_ahead_refuses_a_step_that_is_not_a_whole_frame(ahead):
+    with pytest.raises(ValueError, match="whole number of frames"):
+        tracking.predict_ahead(np.arange(5.0), 1.0, 0.1, 0.1, ahead=ahead)
