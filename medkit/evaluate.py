@@ -416,12 +416,18 @@ def _seed_scores(scores, n_films, name):
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim == 3 and scores.shape[-1] == 1:
         scores = scores[..., 0]
+    if scores.shape == (n_films, 1):
+        scores = scores[:, 0]
+    if scores.shape == (n_films,):  # a recipe with no seed: the same scores whatever the seed
+        return scores[None]
     if scores.ndim != 2 or scores.shape[1] != n_films:
         raise ValueError(f"{name} must hold one row of scores per seed, each for the {n_films} films of y_true "
-                         f"(shape (seeds, {n_films})); got shape {scores.shape}. Stack the seeds' test scores.")
+                         f"(shape (seeds, {n_films})), or one score per film (shape ({n_films},)) for a recipe that "
+                         f"has no seed; got shape {scores.shape}. Stack the seeds' test scores.")
     if len(scores) < 2:
         raise ValueError(f"{name} holds {len(scores)} seed; a comparison over seeds needs at least 2 (3 or more is "
-                         "better). For one seed, use paired_bootstrap or delong_test.")
+                         "better). For one seed, use paired_bootstrap or delong_test; for a recipe that gives the "
+                         "same scores whatever the seed, pass its scores as one row of shape (N,).")
     return scores
 
 
@@ -432,6 +438,8 @@ def _resampled_mean(values, rng):
     understates the seeds' spread by a third, so the deviation from the mean is scaled back up.
     """
     k = len(values)
+    if k == 1:  # a recipe with no seed: nothing to resample
+        return values[0]
     return values.mean() + np.sqrt(k / (k - 1)) * (values[rng.integers(0, k, k)].mean() - values.mean())
 
 
@@ -456,9 +464,11 @@ def paired_over_seeds(metric, y_true, scores_a, scores_b, *, level: float = 0.95
     metric : callable
         ``metric(y_true, y_score) -> float`` on 1-D arrays, e.g. :func:`sklearn.metrics.roc_auc_score`.
     y_true : array (N,) or (N, 1) of 0/1
-    scores_a, scores_b : arrays (seeds, N)
+    scores_a, scores_b : arrays (seeds, N), or (N,)
         Each seed's scores for the same N films, in the order of ``y_true``; the recipes may have different
-        numbers of seeds.
+        numbers of seeds. A recipe that has no seed (a logistic regression fitted by a deterministic solver gives
+        the same scores every time) is passed as its one row of scores, shape (N,): only the films are
+        resampled for it.
     level, n_resamples, seed
         As in :func:`bootstrap_ci`.
 

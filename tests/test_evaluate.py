@@ -286,6 +286,20 @@ def test_paired_over_seeds_covers_zero_when_the_recipes_are_alike():
     assert covered >= 32, covered
 
 
+def test_paired_over_seeds_takes_a_recipe_without_a_seed_as_one_row():
+    # Both recipes free of seeds: only the films are resampled, so it is the paired bootstrap over films.
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, 300)
+    a, b = y + rng.normal(0, 1, 300), 0.5 * y + rng.normal(0, 1, 300)
+    over_seeds = evaluate.paired_over_seeds(_separation, y, a, b[:, None], n_resamples=200, seed=5)
+    films_only = evaluate.paired_bootstrap(_separation, y, a, b, n_resamples=200, seed=5)
+    assert over_seeds == films_only
+    # Three seeds against a recipe without one: the difference is the seed average minus its one score.
+    seeds = np.array([a + rng.normal(0, 0.3, 300) for _ in range(3)])
+    test = evaluate.paired_over_seeds(_separation, y, seeds, b, n_resamples=200)
+    assert test.difference == pytest.approx(np.mean([_separation(y, s) for s in seeds]) - _separation(y, b))
+
+
 def test_paired_over_seeds_says_what_shape_it_needs():
     y = np.array([0, 1] * 10)
     with pytest.raises(ValueError, match=r"one row of scores per seed.*shape \(seeds, 20\)"):
