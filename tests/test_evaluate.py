@@ -308,3 +308,12 @@ def test_paired_over_seeds_says_what_shape_it_needs():
         evaluate.paired_over_seeds(_separation, y, np.zeros((1, 20)), np.zeros((3, 20)))
     with pytest.raises(ValueError, match="one class"):
         evaluate.paired_over_seeds(_separation, np.ones(20), np.zeros((3, 20)), np.zeros((3, 20)))
+
+
+def test_bootstrap_p_values_are_never_zero():
+    # Every resampled difference above zero: the p-value is the smallest the resamples can support, 2 / (B + 1).
+    y = np.array([0, 1] * 50)
+    good, bad = y + 0.01 * np.arange(100), np.zeros(100) + 0.01 * np.arange(100)
+    one = evaluate.paired_bootstrap(_separation, y, good, bad, n_resamples=999)
+    seeds = evaluate.paired_over_seeds(_separation, y, np.array([good, good + 0.1]), np.array([bad, bad]), n_resamples=999)
+    assert one.p_value == seeds.p_value == pytest.approx(2 / 1000)
