@@ -27,8 +27,10 @@ Comparing two models takes more than two intervals:
   seeds and reports each metric as mean ± standard deviation;
 - two models scored on the same test films are correlated, so their
   difference is tested as a pair: DeLong's test (:func:`delong_test`) and a
-  paired bootstrap of the difference (:func:`paired_bootstrap`). Whether
-  two separate intervals overlap is not such a test.
+  paired bootstrap of the difference (:func:`paired_bootstrap`) for one run
+  each, and :func:`paired_over_seeds` for two recipes run over seeds, once
+  over the seeds and the films together. Whether two separate intervals
+  overlap is not such a test.
 
 Before a model is used, its threshold is chosen on the validation split
 (:func:`threshold_for_sensitivity`), and its probabilities are checked for
@@ -577,7 +579,8 @@ def over_seeds(recipe, seeds=3, *, keep=(), name: str = "recipe", verbose: bool 
     count it trains on, even with TensorFlow's op determinism: one run says
     little about the recipe. Compare recipes over several seeds (mean ±
     standard deviation) and, when both are scored on the same test films,
-    with a paired test per seed (:func:`delong_test`).
+    with one paired comparison over the seeds and the films together
+    (:func:`paired_over_seeds`), not with a count of per-seed tests.
 
     Parameters
     ----------
