@@ -432,10 +432,11 @@ def _seed_scores(scores, n_films, name):
         scores = scores[:, 0]
     if scores.shape == (n_films,):  # a recipe with no seed: the same scores whatever the seed
         return scores[None]
-    if scores.ndim != 2 or scores.shape[1] != n_films:
+    if scores.ndim not in (2, 3) or scores.shape[1] != n_films:
         raise ValueError(f"{name} must hold one row of scores per seed, each for the {n_films} films of y_true "
-                         f"(shape (seeds, {n_films})), or one score per film (shape ({n_films},)) for a recipe that "
-                         f"has no seed; got shape {scores.shape}. Stack the seeds' test scores.")
+                         f"(shape (seeds, {n_films}), or (seeds, {n_films}, k) for a metric that reads k numbers "
+                         f"per film), or one score per film (shape ({n_films},)) for a recipe that has no seed; got "
+                         f"shape {scores.shape}. Stack the seeds' test scores.")
     if len(scores) < 2:
         raise ValueError(f"{name} holds {len(scores)} seed; a comparison over seeds needs at least 2 (3 or more is "
                          "better). For one seed, use paired_bootstrap or delong_test; for a recipe that gives the "
@@ -475,11 +476,14 @@ def paired_over_seeds(metric, y_true, scores_a, scores_b, *, level: float = 0.95
     Parameters
     ----------
     metric : callable
-        ``metric(y_true, y_score) -> float`` on 1-D arrays, e.g. :func:`sklearn.metrics.roc_auc_score`.
+        ``metric(y_true, y_score) -> float`` on 1-D arrays, e.g. :func:`sklearn.metrics.roc_auc_score`; or on
+        ``y_score`` of shape (N, k) when the scores are given with k numbers per film.
     y_true : array (N,) or (N, 1) of 0/1
-    scores_a, scores_b : arrays (seeds, N), or (N,)
+    scores_a, scores_b : arrays (seeds, N), (seeds, N, k), or (N,)
         Each seed's scores for the same N films, in the order of ``y_true``; the recipes may have different
-        numbers of seeds. A recipe that has no seed (a logistic regression fitted by a deterministic solver gives
+        numbers of seeds. A metric that needs more than one number per film (the error left after referring
+        the films a model is least sure of reads a probability and an uncertainty) takes shape (seeds, N, k):
+        the films are resampled together with their k numbers. A recipe that has no seed (a logistic regression fitted by a deterministic solver gives
         the same scores every time) is passed as its one row of scores, shape (N,): only the films are
         resampled for it.
     level, n_resamples, seed

@@ -300,6 +300,21 @@ def test_paired_over_seeds_takes_a_recipe_without_a_seed_as_one_row():
     assert test.difference == pytest.approx(np.mean([_separation(y, s) for s in seeds]) - _separation(y, b))
 
 
+def test_paired_over_seeds_resamples_films_with_all_their_numbers():
+    # k numbers per film travel together: a metric that reads only the first column gives exactly the result of
+    # passing that column alone (the same resamples), and one that reads the second sees what is in it.
+    rng = np.random.default_rng(6)
+    y = rng.integers(0, 2, 300)
+    a, b = (np.array([y + rng.normal(0, 1, 300) for _ in range(3)]) for _ in "ab")
+    noise = rng.normal(0, 1, (3, 300))
+    first = evaluate.paired_over_seeds(lambda t, s: _separation(t, s[:, 0]), y, np.stack([a, noise], axis=-1),
+                                       np.stack([b, noise], axis=-1), n_resamples=200)
+    assert first == evaluate.paired_over_seeds(_separation, y, a, b, n_resamples=200)
+    second = evaluate.paired_over_seeds(lambda t, s: _separation(t, s[:, 1]), y, np.stack([a, 2 * y + noise], axis=-1),
+                                        np.stack([a, noise], axis=-1), n_resamples=200)
+    assert second.difference == pytest.approx(2.0) and second.low > 1.5
+
+
 def test_paired_over_seeds_says_what_shape_it_needs():
     y = np.array([0, 1] * 10)
     with pytest.raises(ValueError, match=r"one row of scores per seed.*shape \(seeds, 20\)"):
