@@ -483,9 +483,9 @@ def paired_over_seeds(metric, y_true, scores_a, scores_b, *, level: float = 0.95
         Each seed's scores for the same N films, in the order of ``y_true``; the recipes may have different
         numbers of seeds. A metric that needs more than one number per film (the error left after referring
         the films a model is least sure of reads a probability and an uncertainty) takes shape (seeds, N, k):
-        the films are resampled together with their k numbers. A recipe that has no seed (a logistic regression fitted by a deterministic solver gives
-        the same scores every time) is passed as its one row of scores, shape (N,): only the films are
-        resampled for it.
+        the films are resampled together with their k numbers. A recipe that has no seed (a logistic
+        regression fitted by a deterministic solver gives the same scores every time) is passed as its one row of
+        scores, shape (N,): only the films are resampled for it.
     level, n_resamples, seed
         As in :func:`bootstrap_ci`.
 
