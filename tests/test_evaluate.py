@@ -315,6 +315,26 @@ def test_paired_over_seeds_resamples_films_with_all_their_numbers():
     assert second.difference == pytest.approx(2.0) and second.low > 1.5
 
 
+def test_bootstraps_compute_the_auc_by_ranks_with_the_same_result():
+    # For the AUC, the bootstraps compute every row's value on a resample at once from midranks; wrapping the
+    # metric in a lambda takes the general path, one call per row. Scores rounded to 2 decimals make ties, which a bootstrap's
+    # repeated films make anyway: both paths must count them as half.
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(7)
+    y = rng.integers(0, 2, 250)
+    a = np.round(np.array([y + rng.normal(0, 1, 250) for _ in range(3)]), 2)
+    b = np.round(np.array([0.7 * y + rng.normal(0, 1, 250) for _ in range(2)]), 2)
+    general = lambda t, s: roc_auc_score(t, s)  # noqa: E731
+    for metric in (evaluate.auc, roc_auc_score):
+        fast = evaluate.paired_over_seeds(metric, y, a, b, n_resamples=150, seed=3)
+        assert np.allclose(fast, evaluate.paired_over_seeds(general, y, a, b, n_resamples=150, seed=3), atol=1e-12)
+        fast = evaluate.paired_bootstrap(metric, y, a[0], b[0], n_resamples=150, seed=3)
+        assert np.allclose(fast, evaluate.paired_bootstrap(general, y, a[0], b[0], n_resamples=150, seed=3), atol=1e-12)
+        fast = evaluate.bootstrap_ci(metric, y, a[0], n_resamples=150, seed=3)
+        assert np.allclose(fast, evaluate.bootstrap_ci(general, y, a[0], n_resamples=150, seed=3), atol=1e-12)
+
+
 def test_paired_over_seeds_says_what_shape_it_needs():
     y = np.array([0, 1] * 10)
     with pytest.raises(ValueError, match=r"one row of scores per seed.*shape \(seeds, 20\)"):
