@@ -468,8 +468,6 @@ def _seed_scores(scores, n_films, name):
     return scores
 
 
-
-
 def _resampled_mean(values, rng):
     """The mean of ``values`` resampled with replacement, its spread scaled by sqrt(k / (k - 1)).
 
