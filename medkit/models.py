@@ -196,21 +196,25 @@ def resnet(image_size: int, n_outputs: int = 1, *, width: int = 16, blocks=(2, 2
     return keras.Model(inputs, outputs, name=name)
 
 
-def encoder_block(tokens, *, heads: int, mlp_dim: int, dropout: float = 0.0, name: str):
+def encoder_block(tokens, *, heads: int, mlp_dim: int, dropout: float = 0.0, lsa: bool = False, name: str):
     """A pre-norm Transformer encoder block on ``(batch, n_tokens, dim)`` tokens.
 
     ``x + MHA(LN(x))``, then ``x + MLP(LN(x))`` with a GELU hidden layer of
     ``mlp_dim`` units (Dosovitskiy et al. 2021, eqs. 2-3). The attention has
-    ``heads`` heads of ``dim / heads`` dimensions each.
+    ``heads`` heads of ``dim / heads`` dimensions each; with ``lsa=True`` it
+    is :class:`medkit.layers.LocalitySelfAttention`.
     """
     import keras
+
+    from medkit.layers import LocalitySelfAttention
 
     L = keras.layers
     dim = tokens.shape[-1]
     if dim % heads:
         raise ValueError(f"the token dimension {dim} must be a multiple of heads={heads}; change dim or heads.")
     y = L.LayerNormalization(epsilon=1e-6, name=f"{name}_norm1")(tokens)
-    y = L.MultiHeadAttention(heads, dim // heads, dropout=dropout, name=f"{name}_attention")(y, y)
+    attention = LocalitySelfAttention if lsa else L.MultiHeadAttention
+    y = attention(heads, dim // heads, dropout=dropout, name=f"{name}_attention")(y, y)
     x = L.Add(name=f"{name}_add1")([tokens, y])
     y = L.LayerNormalization(epsilon=1e-6, name=f"{name}_norm2")(x)
     y = L.Dense(mlp_dim, activation="gelu", name=f"{name}_mlp1")(y)
@@ -222,7 +226,7 @@ def encoder_block(tokens, *, heads: int, mlp_dim: int, dropout: float = 0.0, nam
 
 def vit(image_size: int, n_outputs: int = 1, *, patch: int = 4, dim: int = 64, depth: int = 4, heads: int = 4,
         mlp_dim: int = 128, dropout: float = 0.1, stem: bool = False, standardize: bool = False,
-        name: str | None = None):
+        spt: bool = False, lsa: bool = False, name: str | None = None):
     """A Vision Transformer sized for 28-64 px radiographs.
 
     The image is cut into ``patch`` x ``patch`` patches, each projected
@@ -236,6 +240,16 @@ def vit(image_size: int, n_outputs: int = 1, *, patch: int = 4, dim: int = 64, d
     normalisation (the second with stride 2) come before the patches, so
     each token starts from local features rather than raw pixels (Xiao et
     al. 2021); the patches are then cut from the stem's half-size map.
+
+    ``spt`` and ``lsa`` are the two changes Lee, Lee and Song (2021) make
+    for small datasets. With ``spt=True`` (shifted patch tokenisation) the
+    film and four copies moved diagonally by half a patch
+    (:class:`medkit.layers.DiagonalShifts`) are cut into patches together;
+    each patch is flattened, layer-normalised and projected to ``dim``
+    numbers, so a token also sees the pixels around its patch. With
+    ``lsa=True`` every block's attention is
+    :class:`medkit.layers.LocalitySelfAttention`: a learned temperature, and
+    no attention from a token to itself.
 
     Parameters
     ----------
@@ -258,6 +272,10 @@ def vit(image_size: int, n_outputs: int = 1, *, patch: int = 4, dim: int = 64, d
         Standardise each film to mean 0 and variance 1 first (a layer
         normalisation over all its pixels, without scale or shift), so the
         output ignores exposure and contrast. The bench's ``vit`` row uses it.
+    spt : bool, default False
+        Shifted patch tokenisation; needs an even ``patch``.
+    lsa : bool, default False
+        Locality self-attention in every block.
 
     Examples
     --------
@@ -266,16 +284,20 @@ def vit(image_size: int, n_outputs: int = 1, *, patch: int = 4, dim: int = 64, d
     ((None, 49, 64), 138305)
     >>> vit(28, stem=True, patch=2).get_layer("tokens").output.shape
     (None, 49, 64)
+    >>> vit(28, spt=True, lsa=True).get_layer("tokens").output.shape
+    (None, 49, 64)
     """
     import keras
 
-    from medkit.layers import PositionEmbedding
+    from medkit.layers import DiagonalShifts, PositionEmbedding
 
     L = keras.layers
     stride = patch * (2 if stem else 1)
     if image_size % stride:
         raise ValueError(f"image_size {image_size} is not a multiple of the patch size {stride}"
                          f"{' (patch x 2, after the stem)' if stem else ''}; choose a patch that divides it.")
+    if spt and patch % 2:
+        raise ValueError(f"spt=True shifts the film by half a patch, so patch must be even; got patch={patch}.")
     x = inputs = keras.Input((image_size, image_size, 1), name="radiograph")
     if standardize:
         x = L.LayerNormalization(axis=(1, 2, 3), epsilon=1e-6, center=False, scale=False, name="standardise")(x)
@@ -284,12 +306,21 @@ def vit(image_size: int, n_outputs: int = 1, *, patch: int = 4, dim: int = 64, d
             x = L.Conv2D(dim // 2, 3, strides=s, padding="same", use_bias=False, name=f"stem_conv{i + 1}")(x)
             x = L.BatchNormalization(momentum=0.9, name=f"stem_bn{i + 1}")(x)
             x = L.ReLU(name=f"stem_relu{i + 1}")(x)
-    x = L.Conv2D(dim, patch, strides=patch, name="patch_embedding")(x)
-    grid = x.shape[1]
-    x = L.Reshape((grid * grid, dim), name="tokens")(x)
+    if spt:  # the patches of the film and its shifted copies, each flattened, normalised and projected
+        x = DiagonalShifts(patch // 2, name="diagonal_shifts")(x)
+        grid, channels = x.shape[1] // patch, x.shape[-1]
+        x = L.Reshape((grid, patch, grid, patch, channels), name="patch_grid")(x)
+        x = L.Permute((1, 3, 2, 4, 5), name="patch_order")(x)
+        x = L.Reshape((grid * grid, patch * patch * channels), name="patches")(x)
+        x = L.LayerNormalization(epsilon=1e-6, name="patch_norm")(x)
+        x = L.Dense(dim, name="tokens")(x)
+    else:
+        x = L.Conv2D(dim, patch, strides=patch, name="patch_embedding")(x)
+        grid = x.shape[1]
+        x = L.Reshape((grid * grid, dim), name="tokens")(x)
     x = PositionEmbedding(name="position_embedding")(x)
     for i in range(depth):
-        x = encoder_block(x, heads=heads, mlp_dim=mlp_dim, dropout=dropout, name=f"block{i + 1}")
+        x = encoder_block(x, heads=heads, mlp_dim=mlp_dim, dropout=dropout, lsa=lsa, name=f"block{i + 1}")
     x = L.LayerNormalization(epsilon=1e-6, name="norm")(x)
     x = L.GlobalAveragePooling1D(name="gap")(x)
     if dropout:
