@@ -3,7 +3,8 @@
 #   make test           set up .venv (once) and run the unit tests and every notebook (nbval), in two processes
 #   make lint           ruff over the package, the tests and the notebooks
 #   make test-real      the real-data tests, and every notebook executed on REAL_DATA (a PneumoniaMNIST
-#                       .npz or a Kermany folder; default ../shared/data/pneumoniamnist.npz)
+#                       .npz or a Kermany folder; default ../shared/data/pneumoniamnist.npz); the real-data
+#                       figures the notebooks record go to docs/results/pneumoniamnist.json, which their prose cites
 #   make test-portable  nbval again with one thread and without oneDNN, which change the order of
 #                       floating-point sums as another CPU does: the checked outputs must not move
 #   make notebooks      re-execute every notebook in place to refresh its outputs, then write the measured runtimes
@@ -73,9 +74,12 @@ test-real: $(STAMP)
 	rm -rf build/real && mkdir -p build/real
 	for nb in $(NOTEBOOKS); do \
 		echo "executing $$nb on $(REAL_DATA)"; \
-		$(CLEAN_ENV) MEDKIT_DATASET="$(abspath $(REAL_DATA))" $(BIN)/jupyter nbconvert --to notebook --execute \
+		$(CLEAN_ENV) MEDKIT_DATASET="$(abspath $(REAL_DATA))" MEDKIT_RESULTS="$(abspath build/real/figures.json)" \
+			$(BIN)/jupyter nbconvert --to notebook --execute \
 			--ExecutePreprocessor.timeout=900 --output-dir build/real "$$nb" || exit 1; \
 	done
+	# the real-data figures the notebooks recorded (medkit.results.record), into the file their prose cites
+	$(BIN)/python -m medkit.results build/real/figures.json docs/results/pneumoniamnist.json --dataset "$(REAL_DATA)"
 
 test-portable: $(STAMP)
 	$(CLEAN_ENV) $(PORTABLE_ENV) $(BIN)/python -m pytest -p no:cacheprovider notebooks $(NBVAL)

@@ -26,10 +26,7 @@ Introduced in ``01_chest_xray_data.ipynb``; each notebook adds its method.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from medkit import evaluate
+from medkit.results import write_json
 
 __all__ = ["Row", "Summary", "METHODS", "REFERENCE", "run", "summarise", "table", "time_phantom", "main"]
 
@@ -374,19 +372,6 @@ def time_phantom(n: int = 5000, size: int = 64, seed: int = 0) -> float:
     return time.perf_counter() - start
 
 
-def _write_json(path: Path, payload: dict) -> None:
-    """Write atomically: a temporary file in the same folder, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; see the module docstring."""
     parser = argparse.ArgumentParser(prog="python -m medkit.bench", description=__doc__.split("\n\n")[0])
@@ -427,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     payload["summary"] = [asdict(s) for s in summarise(rows)]
     payload["reference"] = [{"source": src, "method": n, "auc": a, "acc": c} for src, n, a, c in REFERENCE.get(ds.name, [])]
     if args.json:
-        _write_json(Path(args.json), payload)
+        write_json(Path(args.json), payload)
         print(f"\nwrote {args.json}")
     return 0
 
