@@ -53,6 +53,22 @@ def test_fit_keep_last_trains_every_epoch_and_keeps_the_last(tiny_phantom):
         train.fit(lambda: models.small_cnn(32), tiny_phantom, keep="first")
 
 
+def test_fit_validated_at_the_end_trains_the_same_weights(tiny_phantom):
+    def run(validate):
+        return train.fit(lambda: models.small_cnn(32, width=4), tiny_phantom, epochs=3, batch_size=16,
+                         keep="last", validate=validate, seed=3, verbose=validate == "at the end")
+
+    every, once = run("every epoch"), run("at the end")
+    assert len(every.history["val_auc"]) == 3 and len(once.history["val_auc"]) == 1
+    for a, b in zip(every.model.get_weights(), once.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert once.val_auc == every.history["val_auc"][-1] and once.best_epoch == 3
+    with pytest.raises(ValueError, match="needs keep='last'"):
+        train.fit(lambda: models.small_cnn(32), tiny_phantom, validate="at the end")
+    with pytest.raises(ValueError, match="validate must be"):
+        train.fit(lambda: models.small_cnn(32), tiny_phantom, keep="last", validate="never")
+
+
 def test_fit_reports_the_training_auc_in_inference_mode(tiny_phantom):
     from medkit import evaluate
 
