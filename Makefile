@@ -5,6 +5,7 @@
 #   make test-real      the real-data tests, and every notebook executed on REAL_DATA (a PneumoniaMNIST
 #                       .npz or a Kermany folder; default ../shared/data/pneumoniamnist.npz); the real-data
 #                       figures the notebooks record go to docs/results/pneumoniamnist.json, which their prose cites
+#                       (NOTEBOOKS="notebooks/07_transformer.ipynb" runs only those and updates only their figures)
 #   make test-portable  nbval again with one thread and without oneDNN, which change the order of
 #                       floating-point sums as another CPU does: the checked outputs must not move
 #   make notebooks      re-execute every notebook in place to refresh its outputs, then write the measured runtimes

@@ -8,8 +8,10 @@ on PneumoniaMNIST:
 - a cell calls :func:`record` with a key and the figure as it prints it, e.g.
   ``results.record("07.vit_train_auc", runs.summary("train AUC"))``; outside
   ``make test-real`` (``MEDKIT_RESULTS`` unset) this does nothing;
-- ``python -m medkit.results`` then writes the recorded figures, with the date,
-  the versions and the dataset file's MD5, to ``docs/results/pneumoniamnist.json``;
+- ``python -m medkit.results`` then adds the recorded figures, with the date,
+  the versions and the dataset file's MD5 of each notebook's run, to
+  ``docs/results/pneumoniamnist.json`` (a notebook's figures replace all its
+  earlier ones; other notebooks' stay);
 - the prose quotes a figure followed by its key, ``0.981 ± 0.003 (results:
   `07.vit_train_auc`)``, and a test (:func:`misquoted`) checks that every quoted
   figure is the recorded one.
@@ -99,21 +101,29 @@ def _versions() -> dict:
 
 
 def collect(recorded: Path, out: Path, *, dataset: Path) -> dict:
-    """Write the figures recorded in ``recorded`` to ``out``, with the date, the versions and ``dataset``'s MD5.
+    """Add the figures recorded in ``recorded`` to ``out``, with the date, the versions and ``dataset``'s MD5.
 
-    ``dataset`` is the ``.npz`` file the notebooks ran on (a folder of images gets no MD5).
+    ``dataset`` is the ``.npz`` file the notebooks ran on (a folder of images gets no MD5). Every notebook that
+    recorded a figure has all its figures replaced, and its date, dataset and versions written under
+    ``"notebooks"``; the figures of notebooks that recorded nothing this time are kept, so that ``make test-real
+    NOTEBOOKS=...`` on a few notebooks updates only theirs.
 
     Returns what was written. Raises ``FileNotFoundError`` when nothing was recorded.
     """
-    recorded, dataset = Path(recorded), Path(dataset)
+    recorded, dataset, out = Path(recorded), Path(dataset), Path(out)
     if not recorded.is_file():
         raise FileNotFoundError(f"no figures were recorded at {recorded}: run the notebooks with {ENV} set to it "
                                 "(make test-real does).")
     figures = json.loads(recorded.read_text(encoding="utf-8"))
-    payload = {"date": date.today().isoformat(),
-               "dataset": {"file": dataset.name, "md5": _md5(dataset) if dataset.is_file() else None},
-               "versions": _versions(), "figures": dict(sorted(figures.items()))}
-    write_json(Path(out), payload)
+    before = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else {}
+    ran = sorted({key[:2] for key in figures})
+    provenance = {"date": date.today().isoformat(),
+                  "dataset": {"file": dataset.name, "md5": _md5(dataset) if dataset.is_file() else None},
+                  "versions": _versions()}
+    kept = {key: value for key, value in before.get("figures", {}).items() if key[:2] not in ran}
+    notebooks = {**before.get("notebooks", {}), **{number: provenance for number in ran}}
+    payload = {"notebooks": dict(sorted(notebooks.items())), "figures": dict(sorted({**kept, **figures}.items()))}
+    write_json(out, payload)
     return payload
 
 

@@ -44,8 +44,21 @@ def test_collect_writes_the_figures_with_date_versions_and_checksum(tmp_path):
     payload = results.collect(recorded, out, dataset=data)
     assert json.loads(out.read_text(encoding="utf-8")) == payload
     assert list(payload["figures"]) == ["04.a", "07.b"]  # sorted by notebook
-    assert payload["dataset"] == {"file": "data.npz", "md5": "4214c7121c87189f5f89a43d75da7143"}  # md5sum of b"films"
-    assert payload["versions"]["numpy"] and payload["versions"]["python"] and len(payload["date"]) == 10
+    assert list(payload["notebooks"]) == ["04", "07"]
+    run = payload["notebooks"]["07"]
+    assert run["dataset"] == {"file": "data.npz", "md5": "4214c7121c87189f5f89a43d75da7143"}  # md5sum of b"films"
+    assert run["versions"]["numpy"] and run["versions"]["python"] and len(run["date"]) == 10
+
+
+def test_collect_replaces_the_figures_of_the_notebooks_run_again_and_keeps_the_others(tmp_path):
+    recorded, data, out = tmp_path / "recorded.json", tmp_path / "data.npz", tmp_path / "real.json"
+    data.write_bytes(b"films")
+    out.write_text(json.dumps({"notebooks": {"04": {"date": "2026-01-01"}, "07": {"date": "2026-01-01"}},
+                               "figures": {"04.a": "1", "07.b": "2", "07.gone": "3"}}), encoding="utf-8")
+    recorded.write_text(json.dumps({"07.b": "2.5"}), encoding="utf-8")
+    payload = results.collect(recorded, out, dataset=data)
+    assert payload["figures"] == {"04.a": "1", "07.b": "2.5"}  # 07's figure no longer recorded is gone
+    assert payload["notebooks"]["04"] == {"date": "2026-01-01"} and payload["notebooks"]["07"]["date"] != "2026-01-01"
 
 
 def test_collect_without_recorded_figures_writes_nothing(tmp_path, capsys):
