@@ -219,7 +219,8 @@ def fit(build, ds, *, profile=None, image_size: int | None = None, epochs: int |
         When to score ``ds.val``. ``"at the end"`` (only with ``keep="last"``)
         scores it once, after the last epoch: the weights are the same, the
         history has one validation entry, and a run on a small training split
-        is faster (validating 500 films costs about a third of a 10-step epoch).
+        is faster (notebook 06's 37-layer network, 15 epochs of 10 steps with
+        500 validation films: 29.5 s instead of 40.6 s).
     track_train : bool, default False
         Also measure the training split's AUC in inference mode after every
         epoch (``history["train_auc"]``; one extra pass over the training
