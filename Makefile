@@ -6,7 +6,7 @@
 #                       .npz or a Kermany folder; default ../shared/data/pneumoniamnist.npz); the real-data
 #                       figures the notebooks record go to docs/results/pneumoniamnist.json, which their prose cites
 #                       (NOTEBOOKS="notebooks/07_transformer.ipynb" runs only those and updates only their figures)
-#   make test-portable  nbval again with one thread and without oneDNN, which change the order of
+#   make test-portable  nbval again with one thread per process and without oneDNN, which change the order of
 #                       floating-point sums as another CPU does: the checked outputs must not move
 #   make notebooks      re-execute every notebook in place to refresh its outputs, then write the measured runtimes
 #                       into the README and the notebook headers (tools/runtimes.py)
@@ -83,8 +83,10 @@ test-real: $(STAMP)
 	# the real-data figures the notebooks recorded (medkit.results.record), into the file their prose cites
 	$(BIN)/python -m medkit.results build/real/figures.json docs/results/pneumoniamnist.json --dataset "$(REAL_DATA)"
 
+# Two processes of one thread each, as make test hands out the notebooks: one process alone would take over two hours.
 test-portable: $(STAMP)
-	$(CLEAN_ENV) $(PORTABLE_ENV) $(BIN)/python -m pytest -p no:cacheprovider notebooks $(NBVAL)
+	$(CLEAN_ENV) $(PORTABLE_ENV) $(BIN)/python -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadscope \
+		--no-loadscope-reorder --durations=10 $(shell $(PYTHON) tools/slowest_first.py) $(NBVAL)
 
 # Colab brings its own Jupyter and packages; a student's `%pip install` of the kit goes on top of them.
 # Colab runs Python 3.13, and some of the versions it ships exist for 3.12 and newer only.

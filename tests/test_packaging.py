@@ -1,5 +1,6 @@
 """The install files agree with each other and with the README."""
 
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -73,7 +74,36 @@ def test_readme_and_notebook_headers_give_the_runtimes_the_metadata_shows():
     assert runtimes.formatted(7.4) == "7 s" and runtimes.formatted(302.0) == "5 min 2 s"
     assert set(runtimes.readme_runtimes()) == set(runtimes.measured()) and len(runtimes.measured()) >= 15
     assert set(runtimes.guide_runtimes()) == set(runtimes.measured()), "the teaching guide's table, every notebook"
+    assert runtimes._readme_block((ROOT / "README.md").read_text()) is not None, "the README lists where time goes"
     assert runtimes.mismatches() == []
+
+
+def test_where_the_time_goes_lists_the_costly_sections_and_catches_a_stale_list(tmp_path):
+    import shutil
+
+    import runtimes
+
+    (tmp_path / "notebooks").mkdir()
+    notebook = tmp_path / "notebooks" / "08_evaluation_explainability.ipynb"
+    shutil.copy(ROOT / "notebooks" / notebook.name, notebook)
+    parts = runtimes.sections(notebook)
+    # Every code cell's time is counted once, in the section above it; the cells' times fit in the span.
+    cells = sum(runtimes._cell_seconds(c) for c in json.loads(notebook.read_text())["cells"])
+    assert abs(sum(secs for _, secs in parts) - cells) < 1e-6 and cells <= runtimes.seconds(notebook) + 1e-6
+    assert [title for title, _ in parts][:2] == ["(title)", "Setup"] and len(parts) >= 10
+    truth = runtimes.formatted(runtimes.seconds(notebook))
+    row = f"| 08 | [`{notebook.name}`](x) | evaluation | {truth} |\n"
+    stale = f"{row}\n{runtimes._START}\nnothing is slow\n{runtimes._END}\nafter\n"
+    (tmp_path / "README.md").write_text(stale)
+    assert [p for p in runtimes.mismatches(tmp_path) if "where the time goes" in p], "a stale list is reported"
+    runtimes.write(tmp_path)
+    text = (tmp_path / "README.md").read_text()
+    assert not [p for p in runtimes.mismatches(tmp_path) if "where the time goes" in p] and text.endswith("after\n")
+    costliest = max(parts, key=lambda part: part[1])
+    if runtimes.seconds(notebook) > runtimes.AIM:
+        assert f"- **08** ({truth}): {costliest[0]} ({runtimes.formatted(costliest[1])})" in text
+    else:
+        assert "Every notebook runs within" in text
 
 
 def test_runtimes_finds_a_stale_figure(tmp_path):

@@ -7,8 +7,13 @@ tests/test_packaging.py checks that they agree.
 
     python tools/runtimes.py           # print each notebook's runtime and what the README and header say
     python tools/runtimes.py --write   # put the measured runtimes into the README and the notebook headers
+
+For every notebook over the kit's four-minute aim, the README also lists where the time goes: the sections (the
+notebook's "## " headings) whose cells took a minute or more, from the same metadata. ``--write`` rewrites that
+list between its two markers, and the same check compares it.
 """
 
+import datetime
 import json
 import re
 import sys
@@ -23,6 +28,9 @@ _ROW = re.compile(r"^(\| (\d\d) \|.*\| )(" + _TIME + r")( \|)$", re.M)
 # The teaching guide's table: | [03 · Kalman filter](../notebooks/03_kalman_filter.ipynb) | 28 s | ... |
 _GUIDE_ROW = re.compile(r"^(\| \[(\d\d) · [^\]]*\]\(\.\./notebooks/\d\d_[^)]*\) \| )(" + _TIME + r")( \|)", re.M)
 GUIDE = Path("docs") / "teaching.md"
+AIM = 240.0  # seconds: the kit aims at every notebook within four minutes on a 2-core CPU (the README says so)
+COSTLY = 60.0  # seconds: a section that takes this long is listed under "where the time goes"
+_START, _END = "<!-- where the time goes: tools/runtimes.py --write -->", "<!-- end of where the time goes -->"
 
 
 def formatted(secs: float) -> str:
@@ -38,6 +46,61 @@ def notebooks(root: Path = ROOT) -> list[Path]:
 def measured(root: Path = ROOT) -> dict[str, str]:
     """Notebook number ("00") to its runtime from the committed metadata, formatted."""
     return {path.name[:2]: formatted(seconds(path)) for path in notebooks(root)}
+
+
+def _cell_seconds(cell: dict) -> float:
+    execution = cell.get("metadata", {}).get("execution", {})
+    if "iopub.execute_input" not in execution or "shell.execute_reply" not in execution:
+        return 0.0
+    start, end = (datetime.datetime.fromisoformat(execution[key].replace("Z", "+00:00"))
+                  for key in ("iopub.execute_input", "shell.execute_reply"))
+    return (end - start).total_seconds()
+
+
+def sections(path: Path) -> list[tuple[str, float]]:
+    """A notebook's sections in order, each its "## " heading and the seconds its code cells took.
+
+    The cells above the first heading count as "(title)". A markdown cell may open several sections; its code
+    cells belong to the last one it opens.
+    """
+    out = [["(title)", 0.0]]
+    for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+        if cell["cell_type"] == "markdown":
+            for line in "".join(cell["source"]).splitlines():
+                if line.startswith("## "):
+                    out.append([line[3:].strip(), 0.0])
+        else:
+            out[-1][1] += _cell_seconds(cell)
+    return [(title, secs) for title, secs in out]
+
+
+def where_the_time_goes(root: Path = ROOT) -> str:
+    """The README's list: each notebook over the aim, with its sections of a minute or more, the costliest first.
+
+    A sentence that says how many notebooks are over the aim comes first (or that none is).
+    """
+    lines = []
+    for path in notebooks(root):
+        total = seconds(path)
+        if total <= AIM:
+            continue
+        costly = sorted((s for s in sections(path) if s[1] >= COSTLY), key=lambda s: -s[1])
+        parts = "; ".join(f"{title.replace('|', '/')} ({formatted(secs)})" for title, secs in costly)
+        lines.append(f"- **{path.name[:2]}** ({formatted(total)}): {parts or 'no section takes a minute'}")
+    if not lines:
+        return "Every notebook runs within the four minutes the kit aims at."
+    count = ("One notebook takes", "Two notebooks take", "Three notebooks take", "Four notebooks take",
+             "Five notebooks take", "Six notebooks take", "Seven notebooks take", "Eight notebooks take")
+    opening = count[len(lines) - 1] if len(lines) <= len(count) else f"{len(lines)} notebooks take"
+    return (f"{opening} longer than the four minutes the kit aims at. Where their time goes, by section (each "
+            "section's code cells, from the same metadata; sections of a minute or more, the costliest first):\n\n"
+            + "\n".join(lines))
+
+
+def _readme_block(text: str) -> str | None:
+    if _START not in text or _END not in text:
+        return None
+    return text.split(_START, 1)[1].split(_END, 1)[0].strip("\n")
 
 
 def readme_runtimes(root: Path = ROOT) -> dict[str, str]:
@@ -68,6 +131,10 @@ def mismatches(root: Path = ROOT) -> list[str]:
     truth, readme, headers = measured(root), readme_runtimes(root), header_runtimes(root)
     problems = [f"teaching guide row {number}: {given!r}, metadata {truth.get(number)!r}"
                 for number, given in guide_runtimes(root).items() if truth.get(number) != given]
+    block = _readme_block((root / "README.md").read_text(encoding="utf-8"))
+    if block is not None and block != where_the_time_goes(root):
+        problems.append("README's list of where the time goes differs from the metadata (python tools/runtimes.py "
+                        "--write rewrites it)")
     for number, runtime in truth.items():
         if readme.get(number) != runtime:
             problems.append(f"README row {number}: {readme.get(number)!r}, metadata {runtime!r}")
@@ -82,6 +149,9 @@ def write(root: Path = ROOT) -> None:
     readme = root / "README.md"
     text = _ROW.sub(lambda m: m.group(1) + truth.get(m.group(2), m.group(3)) + m.group(4),
                     readme.read_text(encoding="utf-8"))
+    if _readme_block(text) is not None:
+        before, rest = text.split(_START, 1)
+        text = before + _START + "\n" + where_the_time_goes(root) + "\n" + _END + rest.split(_END, 1)[1]
     readme.write_text(text, encoding="utf-8")
     guide = root / GUIDE
     if guide.exists():
