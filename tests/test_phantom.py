@@ -66,6 +66,41 @@ def test_cardiomegaly_means_ctr_above_half(batch):
     assert (batch.ctr[big] > 0.5).all() and (batch.ctr[~big] < 0.5).all()
 
 
+def _widest(masks):
+    """The widest horizontal extent of each mask (n, H, W), first to last pixel of a row, in pixels."""
+    cols = np.arange(masks.shape[-1])
+    first = np.where(masks, cols, masks.shape[-1]).min(axis=-1)
+    last = np.where(masks, cols, -1).max(axis=-1)
+    return np.clip(last - first + 1, 0, None).max(axis=-1)
+
+
+def test_every_film_has_its_heart_and_lungs_masked(batch):
+    batch = phantom.generate(300, size=64, seed=5, masks=True, anatomy=True)
+    assert batch.anatomy.shape == (300, len(phantom.ANATOMY), 64, 64) and batch.anatomy.dtype == bool
+    heart, lungs = batch.anatomy[:, phantom.ANATOMY.index("heart")], batch.anatomy[:, phantom.ANATOMY.index("lungs")]
+    assert heart.any(axis=(1, 2)).all() and lungs.any(axis=(1, 2)).all(), "on every film, with or without a finding"
+    k = FINDINGS.index("cardiomegaly")
+    big = batch.labels[:, k].astype(bool)
+    assert np.array_equal(batch.masks[big, k], heart[big]), "the cardiomegaly mask is the heart, where it is present"
+    cols = np.arange(64)
+    heart_cols, lung_cols = np.where(heart.any(axis=1), cols, np.nan), np.where(lungs.any(axis=1), cols, np.nan)
+    assert (np.nanmin(lung_cols, axis=1) < np.nanmin(heart_cols, axis=1)).all(), "a lung on each side of the heart"
+    assert (np.nanmax(lung_cols, axis=1) > np.nanmax(heart_cols, axis=1)).all()
+    assert phantom.generate(4, size=32, seed=1, masks=True).anatomy is None, "only with anatomy=True"
+    assert np.array_equal(phantom.generate(300, size=64, seed=5).images, batch.images), "the same films either way"
+
+
+def test_the_masks_measure_the_cardiothoracic_ratio_drawn():
+    films = phantom.generate(300, size=128, seed=8, anatomy=True)
+    measured = _widest(films.anatomy[:, 0]) / _widest(films.anatomy[:, 1])  # heart / lungs
+    error = measured - films.ctr
+    # Within a pixel, except where the heart's widest part lies below the dome, where the film does not show it.
+    assert np.median(np.abs(error)) < 0.01 and error.max() < 2 / 128 * 2.5 and error.min() > -0.08
+    assert (np.abs(error) > 0.03).mean() < 0.1
+    big = films.labels[:, FINDINGS.index("cardiomegaly")].astype(bool)
+    assert ((measured > 0.5) == big).mean() > 0.97, "measured on the film, the ratio still tells cardiomegaly"
+
+
 @pytest.mark.parametrize("half_width", [0.15, 0.22, 0.3])
 def test_the_heart_is_drawn_exactly_as_wide_as_asked(half_width):
     # The tilted heart's horizontal extent, measured on a fine grid, is the half-width the CTR asks for.

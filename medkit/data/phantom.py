@@ -19,7 +19,9 @@ Findings change the line integral the way disease changes the chest:
 consolidation and effusion replace air with fluid, a nodule adds a sphere of
 tissue, cardiomegaly widens the heart (cardiothoracic ratio above 0.5), a
 pneumothorax adds air and removes the lung markings. Each finding comes with
-its ground-truth mask.
+its ground-truth mask; with ``anatomy=True`` every film also comes with masks
+of its heart and lungs (``ANATOMY``), from which its cardiothoracic ratio can
+be measured.
 
 Everything is vectorised over images: the parameters of ``n`` patients are
 arrays of shape ``(n,)`` and each drawing step works on the whole stack
@@ -49,6 +51,8 @@ __all__ = [
 
 #: The findings the phantom can draw, in label-column order.
 FINDINGS = ("pneumonia", "nodule", "cardiomegaly", "effusion", "pneumothorax")
+#: The anatomy masked on every film with ``anatomy=True``: the heart's shadow and both lungs' fields.
+ANATOMY = ("heart", "lungs")
 
 #: Default probability of each finding (independent draws, so multi-label).
 DEFAULT_PREVALENCE = {
@@ -136,6 +140,15 @@ class PhantomImages:
     nodule_mm : ndarray, float32, shape (n,)
         Diameter of the nodule (12 to 24 mm) or mass (32 to 48 mm) in
         millimetres; NaN where there is none.
+    anatomy : ndarray of bool, shape (n, 2, size, size), or None
+        On every film, the parts named in :data:`ANATOMY`: the heart's
+        shadow (as the cardiomegaly mask draws it, but whatever the label)
+        and both lung fields out to the rib cage (behind the heart and below
+        the domes included). The heart's widest horizontal extent over that of
+        the lungs, outer edge to outer edge, is the cardiothoracic ratio as
+        measured on the film: ``ctr`` within a pixel, except where the heart's
+        widest part lies below the dome, which the film does not show (then up
+        to about 0.06 less). None unless ``anatomy=True`` was asked for.
     """
 
     images: np.ndarray
@@ -145,6 +158,7 @@ class PhantomImages:
     marker: np.ndarray
     pixel_spacing: float = 0.0
     nodule_mm: np.ndarray | None = None
+    anatomy: np.ndarray | None = None
 
     findings = FINDINGS
 
@@ -494,8 +508,8 @@ def _bones(f, q):
     return _MU_BONE * (_SPINE_DEPTH * spine + _RIB_DEPTH * rib * cage + _CLAVICLE_DEPTH * clavicle)
 
 
-def _render(q, size, textures, marker, want_masks):
-    """Line integral A (n, H, W) and the finding masks for the patients of ``q``.
+def _render(q, size, textures, marker, want_masks, want_anatomy=False):
+    """Line integral A (n, H, W), the finding masks and the anatomy masks (:data:`ANATOMY`) for the patients of ``q``.
 
     ``textures`` (n, H, W) is standard normal noise, one field per film, that
     draws the lung markings and the mottling of patchy consolidation.
@@ -532,6 +546,7 @@ def _render(q, size, textures, marker, want_masks):
     k = FINDINGS.index("cardiomegaly")  # the heart drawn above is already wide; its mask is the heart
     if want_masks:
         masks[:, k] = (heart > 0) & lab[:, k, None, None]
+    anatomy = np.stack([heart > 0, f.field > 0], axis=1) if want_anatomy else None  # in the order of ANATOMY
 
     k = FINDINGS.index("effusion")
     if lab[:, k].any():
@@ -560,7 +575,7 @@ def _render(q, size, textures, marker, want_masks):
     if marker is not None:  # the confounder: a bright block burned into a corner
         block = (f.x > 0.62) & (f.x < 0.86) & (f.y > -0.88) & (f.y < -0.66)
         A = np.where(block & marker[:, None, None], _MARKER_VALUE, A)
-    return A, masks
+    return A, masks, anatomy
 
 
 def _expose(A, q, noise, size, blur=1.0):
@@ -630,6 +645,7 @@ def generate(
     confounder: float | None = None,
     confounder_target: str = "pneumonia",
     masks: bool = False,
+    anatomy: bool = False,
     site: dict | None = None,
 ) -> PhantomImages:
     """Draw ``n`` synthetic frontal chest radiographs.
@@ -662,6 +678,9 @@ def generate(
     masks : bool, default False
         Also return the ground-truth mask of every finding (uses
         ``5 * n * size**2`` bytes).
+    anatomy : bool, default False
+        Also return masks of the heart and the lungs on every film
+        (:data:`ANATOMY`; uses ``2 * n * size**2`` bytes).
     site : dict, optional
         Another hospital's detector and processing, as factors on each film's
         acquisition: ``"dose"`` (photons per pixel: below 1, noisier films),
@@ -674,7 +693,7 @@ def generate(
     -------
     PhantomImages
         ``images`` (n, size, size) uint8, ``labels`` (n, 5) uint8, ``masks``,
-        ``ctr`` (n,), ``marker`` (n,).
+        ``ctr`` (n,), ``marker`` (n,), ``anatomy``.
 
     Examples
     --------
@@ -709,16 +728,19 @@ def generate(
 
     images = np.empty((n, size, size), np.uint8)
     all_masks = np.zeros((n, len(FINDINGS), size, size), bool) if masks else None
+    all_anatomy = np.zeros((n, len(ANATOMY), size, size), bool) if anatomy else None
     for start in range(0, n, _CHUNK):
         idx = np.arange(start, min(start + _CHUNK, n))
         q = {k: v[idx] for k, v in p.items()}
         noise = [streams[i][1] for i in idx]
         textures = np.stack([g.standard_normal((size, size), np.float32) for g in noise])
-        A, m = _render(q, size, textures, None if marker is None else marker[idx], masks)
+        A, m, parts = _render(q, size, textures, None if marker is None else marker[idx], masks, anatomy)
         quantum = np.stack([g.standard_normal((size, size), np.float32) for g in noise])
         images[idx] = _window(_expose(A, q, quantum, size, blur=factors["blur"]), q["gamma"])
         if masks:
             all_masks[idx] = m
+        if anatomy:
+            all_anatomy[idx] = parts
     nodule = p["labels"][:, FINDINGS.index("nodule")].astype(bool)
     mm_per_unit = p["scale"] * FIELD_OF_VIEW_MM / 2.0  # canonical units to film units to millimetres
     return PhantomImages(
@@ -729,6 +751,7 @@ def generate(
         marker=marker if marker is not None else np.zeros(n, bool),
         pixel_spacing=pixel_spacing(size),
         nodule_mm=np.where(nodule, 2.0 * p["nod_r"] * mm_per_unit, np.nan).astype(np.float32),
+        anatomy=all_anatomy,
     )
 
 
@@ -854,7 +877,7 @@ def breathing_sequence(
     for start in range(0, n_frames, _CHUNK):
         idx = np.arange(start, min(start + _CHUNK, n_frames))
         q = {k: v[idx] for k, v in p.items()}
-        A[idx], _ = _render(q, size, np.broadcast_to(texture, (len(idx), size, size)), None, False)
+        A[idx], _, _ = _render(q, size, np.broadcast_to(texture, (len(idx), size, size)), None, False)
     signal = _expose(A, p, rng.standard_normal(A.shape, np.float32), size)
     lo, hi = np.percentile(signal, _WINDOW_PERCENTILES)
     frames = _window(signal, p["gamma"], lo, hi)
