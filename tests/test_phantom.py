@@ -215,6 +215,20 @@ def test_load_phantom_passes_the_site_and_records_it():
     assert (ds.train.labels == load_phantom((8, 4, 4), image_size=32).train.labels).all()
 
 
+def test_load_phantom_keeps_the_anatomy_of_the_same_films():
+    from medkit import data
+
+    plain = data.load("phantom", sizes=(6, 3, 8), image_size=32, labels="all", masks=True)
+    ds = data.load("phantom", sizes=(6, 3, 8), image_size=32, labels="all", masks=True, anatomy=True)
+    for name in ("train", "val", "test"):
+        assert np.array_equal(ds.splits[name].images, plain.splits[name].images), "the same films"
+        assert ds.info[name]["anatomy"].shape == (len(ds.splits[name]), 2, 32, 32) and "anatomy" not in plain.info[name]
+    heart = ds.info["test"]["anatomy"][:, 0]
+    k = FINDINGS.index("cardiomegaly")
+    big = ds.info["test"]["all_labels"][:, k] == 1
+    assert heart.any(axis=(1, 2)).all() and np.array_equal(heart[big], ds.test.masks[big, k])
+
+
 # ---------------------------------------------------------------- sequences
 
 

@@ -62,8 +62,8 @@ def load(name: str | None = None, *, profile: str | None = None, path: str | Pat
     **phantom_options
         ``sizes=(train, val, test)`` works for every dataset: the phantom draws
         that many films, a real dataset keeps a random subset of each split
-        (:meth:`Dataset.subset`). The rest (``labels``, ``difficulty``,
-        ``prevalence``, ``confounder``, ``masks``, ``site``, ``image_size``) describe what
+        (:meth:`Dataset.subset`). The rest (``labels``, ``difficulty``, ``prevalence``,
+        ``confounder``, ``masks``, ``anatomy``, ``site``, ``image_size``) describe what
         only the phantom draws: given with another dataset, they are an error
         that says to load the phantom by name.
 

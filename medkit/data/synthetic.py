@@ -36,6 +36,7 @@ def load_phantom(
     prevalence: dict | None = None,
     confounder: float | None = None,
     masks: bool = False,
+    anatomy: bool = False,
     site: dict | None = None,
 ) -> Dataset:
     """Phantom train, validation and test splits.
@@ -49,14 +50,16 @@ def load_phantom(
         Each split gets its own stream, spawned from this seed.
     labels : {"pneumonia", "all"}
         ``"pneumonia"``: a binary task; ``"all"``: the five findings, multi-label.
-    difficulty, prevalence, confounder, masks, site
+    difficulty, prevalence, confounder, masks, anatomy, site
         Passed to :func:`medkit.data.phantom.generate`.
 
     Returns
     -------
     Dataset
         ``info`` records the arguments, the pixel spacing (mm) and, per split,
-        the CTR, the marker flags, all five labels and the nodule diameters (mm).
+        the CTR, the marker flags, all five labels and the nodule diameters (mm);
+        with ``anatomy=True`` also the heart and lung masks of every film
+        (``"anatomy"``, (n, 2, size, size), in the order of ``phantom.ANATOMY``).
 
     Examples
     --------
@@ -80,6 +83,7 @@ def load_phantom(
             difficulty=difficulty,
             confounder=confounder,
             masks=masks,
+            anatomy=anatomy,
             site=site,
         )
         splits[name] = Split(
@@ -88,6 +92,8 @@ def load_phantom(
             masks=batch.masks[:, columns] if masks else None,
         )
         extra[name] = {"ctr": batch.ctr, "marker": batch.marker, "all_labels": batch.labels, "nodule_mm": batch.nodule_mm}
+        if anatomy:
+            extra[name]["anatomy"] = batch.anatomy
     return Dataset(
         "phantom",
         "binary" if labels == "pneumonia" else "multi-label",
