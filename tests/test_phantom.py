@@ -428,6 +428,13 @@ def test_a_linear_model_cannot_tell_the_phantom_from_real_films_perfectly(realis
 
 
 @pytest.mark.real
+def test_the_yardstick_is_the_linear_model_on_the_real_task(realism, shared_npz):
+    """reference_auc is the same pixel model on real pneumonia against real normal films: well above chance, and below
+    what the kit's CNN reaches on them (0.969 in the README's benchmark), as a linear model on pixels should be."""
+    assert 0.85 < realism.reference_auc(shared_npz) < 0.96
+
+
+@pytest.mark.real
 def test_what_separates_them_linearly_is_mostly_the_mean_film(realism, shared_npz):
     """The diagnosis behind the separability target: with the phantom's mean film moved onto the real films' (a
     test-only shift, not a phantom), a linear model is close to chance; moved half-way, it still separates them."""
