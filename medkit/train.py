@@ -178,8 +178,9 @@ def _input_size(model):
 def fit(build, ds, *, profile=None, image_size: int | None = None, epochs: int | None = None,
         batch_size: int | None = None, learning_rate: float = 1e-3, weight_decay: float = 0.0,
         label_smoothing: float = 0.0, warmup: float = 0.0, schedule: str = "cosine", augment: bool = True,
-        class_weight: bool = True, patience: int = 4, keep: str = "best", validate: str = "every epoch", track_train: bool = False,
-        checkpoint: str | None = None, callbacks=(), seed: int = 0, verbose: bool = True) -> FitResult:
+        class_weight: bool = True, patience: int = 4, keep: str = "best", validate: str = "every epoch",
+        track_train: bool = False, checkpoint: str | None = None, callbacks=(), seed: int = 0,
+        verbose: bool = True) -> FitResult:
     """Train ``build()`` on ``ds.train``, selecting the epoch on ``ds.val``.
 
     Parameters
