@@ -6,10 +6,9 @@ it builds the ``tf.data`` pipelines at the profile's image and batch size
 the device strategy (so one GPU, several or none need no edits) with mixed
 precision where the GPU supports it (the kit's builders keep their outputs
 in float32, as mixed precision requires for a stable loss), weights
-the classes of a binary task, schedules the learning rate (a cosine decay
-over the run, or a cut whenever the validation AUC stalls), stops early on
-the validation AUC and keeps the best weights, and reports throughput each
-epoch.
+the classes of a binary task, schedules the learning rate with cosine
+decay, stops early on the validation AUC and keeps the best weights, and
+reports throughput each epoch.
 
 It changes no global state: the Keras dtype policy is restored after the
 model is built, and the seed reaches the weights' initialisers and the
@@ -177,10 +176,9 @@ def _input_size(model):
 
 def fit(build, ds, *, profile=None, image_size: int | None = None, epochs: int | None = None,
         batch_size: int | None = None, learning_rate: float = 1e-3, weight_decay: float = 0.0,
-        label_smoothing: float = 0.0, warmup: float = 0.0, schedule: str = "cosine", augment: bool = True,
-        class_weight: bool = True, patience: int = 4, keep: str = "best", validate: str = "every epoch",
-        track_train: bool = False, checkpoint: str | None = None, callbacks=(), seed: int = 0,
-        verbose: bool = True) -> FitResult:
+        label_smoothing: float = 0.0, warmup: float = 0.0, augment: bool = True, class_weight: bool = True,
+        patience: int = 4, keep: str = "best", validate: str = "every epoch", track_train: bool = False,
+        checkpoint: str | None = None, callbacks=(), seed: int = 0, verbose: bool = True) -> FitResult:
     """Train ``build()`` on ``ds.train``, selecting the epoch on ``ds.val``.
 
     Parameters
@@ -197,7 +195,7 @@ def fit(build, ds, *, profile=None, image_size: int | None = None, epochs: int |
     epochs, batch_size : int, optional
         Override the profile.
     learning_rate : float, default 1e-3
-        Peak learning rate of AdamW (see ``schedule``).
+        Peak learning rate of AdamW, decayed to 0 by a cosine over the run.
     weight_decay : float, default 0
         Decoupled weight decay (AdamW).
     label_smoothing : float, default 0
@@ -206,16 +204,6 @@ def fit(build, ds, *, profile=None, image_size: int | None = None, epochs: int |
         Share of the run's steps over which the learning rate rises linearly
         from 0 to ``learning_rate`` before the cosine decay (Transformers
         usually need it; notebook 07).
-    schedule : {"cosine", "plateau"}, default "cosine"
-        ``"cosine"`` decays the learning rate to 0 by a cosine over
-        ``epochs`` epochs; a run that stops early on validation stops before
-        the decay ends, at a learning rate still near its peak.
-        ``"plateau"`` (with ``keep="best"``) starts at ``learning_rate`` and
-        divides it by 5 whenever the validation AUC has not improved for
-        ``max(1, patience // 2)`` epochs (``keras.callbacks.ReduceLROnPlateau``,
-        down to ``learning_rate / 1000``), so that a run stopped on validation
-        has already been trained at smaller steps: the weights it keeps have
-        settled. No warm-up with it.
     augment : bool, default True
         Augment the training split (see :func:`medkit.data.pipeline.augmenter`).
     class_weight : bool, default True
@@ -261,12 +249,6 @@ def fit(build, ds, *, profile=None, image_size: int | None = None, epochs: int |
         raise ValueError(f"epochs and patience must be at least 1; got {epochs!r} and {patience!r}.")
     if not 0.0 <= warmup < 1.0:
         raise ValueError(f"warmup is a share of the run's steps, from 0 to below 1; got {warmup!r}.")
-    if schedule not in ("cosine", "plateau"):
-        raise ValueError(f"schedule must be 'cosine' (decay over the run) or 'plateau' (cut when the validation AUC "
-                         f"stalls); got {schedule!r}.")
-    if schedule == "plateau" and (keep != "best" or warmup):
-        raise ValueError("schedule='plateau' cuts the learning rate when the validation AUC stalls, so it needs "
-                         f"keep='best' and no warm-up; got keep={keep!r}, warmup={warmup!r}.")
     if keep not in ("best", "last"):
         raise ValueError(f"keep must be 'best' (the best validation epoch) or 'last'; got {keep!r}.")
     if validate not in ("every epoch", "at the end"):
@@ -286,15 +268,11 @@ def fit(build, ds, *, profile=None, image_size: int | None = None, epochs: int |
         with gpu.strategy().scope(), seeded(seed):
             model = build()
             warm = int(round(warmup * steps))
-            if schedule == "plateau":  # a plain value, which ReduceLROnPlateau lowers as the run goes
-                rate = learning_rate
-            elif warm:
-                rate = keras.optimizers.schedules.CosineDecay(0.0, decay_steps=steps - warm, warmup_target=learning_rate,
-                                                              warmup_steps=warm)
-            else:
-                rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
+            schedule = (keras.optimizers.schedules.CosineDecay(0.0, decay_steps=steps - warm, warmup_target=learning_rate,
+                                                               warmup_steps=warm)
+                        if warm else keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps))
             model.compile(
-                optimizer=keras.optimizers.AdamW(rate, weight_decay=weight_decay),
+                optimizer=keras.optimizers.AdamW(schedule, weight_decay=weight_decay),
                 loss=keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing),
                 metrics=[keras.metrics.AUC(name="auc", multi_label=multi_label)],
             )
@@ -329,9 +307,6 @@ def fit(build, ds, *, profile=None, image_size: int | None = None, epochs: int |
     if track_train:
         callbacks.append(_train_auc_log(model, train_eval, multi_label))
     callbacks += extra
-    if schedule == "plateau":
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_auc", mode="max", factor=0.2,
-                                                           patience=max(1, patience // 2), min_lr=learning_rate / 1000))
     if keep == "best":
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=patience,
                                                        restore_best_weights=True))
